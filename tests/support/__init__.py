@@ -1,0 +1,1 @@
+"""Test support code (the test bed): not part of the collection."""
