@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -43,3 +44,22 @@ def collection():
     """The collection as built by ansible-galaxy and installed into the tests' collections path."""
     from support.collection import ensure_installed
     return ensure_installed()
+
+
+def _engine_import_path():
+    """Make `ansible_collections.pgops.rewind` importable from this checkout, so engine
+    tests exercise the working tree (Ansible runs use the built, installed copy)."""
+    from support.env import CACHE, REPO
+    root = CACHE / "src"
+    link = root / "ansible_collections" / "pgops" / "rewind"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(REPO)
+        except FileExistsError:
+            pass
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+
+_engine_import_path()

@@ -1,0 +1,287 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a WAL record says: its block references and the few record types a rewind
+must understand whole (checkpoints, file and database creation/removal, relation
+map updates, segment switches).
+
+A record is a 24-byte header, then a list of fragment headers (block references,
+origin, top-level xid, main-data length), then the payloads in the same order,
+main data last. `decode_record` checks that the lengths add up exactly, as
+PostgreSQL does, so a damaged record is an error rather than a wrong answer.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple, Optional
+
+from .controlfile import CheckPoint
+from .errors import WalError
+from .lsn import format_lsn
+from .versions import MajorFormat
+
+BLCKSZ = 8192
+XLR_SPECIAL_REL_UPDATE = 0x01
+XLR_MAX_BLOCK_ID = 32
+XLR_BLOCK_ID_DATA_SHORT = 255
+XLR_BLOCK_ID_DATA_LONG = 254
+XLR_BLOCK_ID_ORIGIN = 253
+XLR_BLOCK_ID_TOPLEVEL_XID = 252
+BKPBLOCK_FORK_MASK = 0x0F
+BKPBLOCK_HAS_IMAGE = 0x10
+BKPBLOCK_HAS_DATA = 0x20
+BKPBLOCK_WILL_INIT = 0x40
+BKPBLOCK_SAME_REL = 0x80
+
+MAIN_FORKNUM = 0
+FORK_NAMES = ("main", "fsm", "vm", "init")
+
+RM_XLOG_ID = 0
+RM_XACT_ID = 1
+RM_SMGR_ID = 2
+RM_DBASE_ID = 4
+RM_TBLSPC_ID = 5
+RM_RELMAP_ID = 7
+RMGR_NAMES = ("XLOG", "Transaction", "Storage", "CLOG", "Database", "Tablespace",
+              "MultiXact", "RelMap", "Standby", "Heap2", "Heap", "Btree", "Hash", "Gin",
+              "Gist", "Sequence", "SPGist", "BRIN", "CommitTs", "ReplicationOrigin",
+              "Generic", "LogicalMessage")
+
+# XLOG resource manager infos
+XLOG_CHECKPOINT_SHUTDOWN = 0x00
+XLOG_CHECKPOINT_ONLINE = 0x10
+XLOG_SWITCH = 0x40
+XLOG_CHECKPOINT_REDO = 0xE0
+# Storage
+XLOG_SMGR_CREATE = 0x10
+XLOG_SMGR_TRUNCATE = 0x20
+# RelMap
+XLOG_RELMAP_UPDATE = 0x00
+# Transaction (the low bits of the rmgr nibble; 0x80 is XLOG_XACT_HAS_INFO)
+XLOG_XACT_OPMASK = 0x70
+XACT_DROPS_FILES = (0x00, 0x20, 0x30, 0x40)  # commit, abort, commit/abort prepared
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_BLOCK_HEAD = struct.Struct("<BH")          # fork_flags, data_length
+_IMAGE_HEAD = struct.Struct("<HHB")         # length, hole_offset, bimg_info
+_RELFILE = struct.Struct("<III")            # spc, db, rel
+_RELFILE_BLOCK = struct.Struct("<IIII")     # spc, db, rel, blkno
+
+
+class BlockRef(NamedTuple):
+    block_id: int
+    fork: int
+    spc: int
+    db: int
+    rel: int
+    blkno: int
+    has_image: bool
+    apply_image: bool
+    will_init: bool
+    image_len: int
+    hole_offset: int
+    hole_length: int
+    bimg_info: int
+    data_len: int
+
+
+class Record(NamedTuple):
+    """A decoded record."""
+
+    lsn: int
+    end_lsn: int
+    tot_len: int
+    xid: int
+    prev: int
+    info: int
+    rmid: int
+    blocks: tuple
+    main_data: bytes
+    origin: Optional[int]
+    toplevel_xid: Optional[int]
+
+    @property
+    def rmgr_name(self) -> str:
+        if self.rmid < len(RMGR_NAMES):
+            return RMGR_NAMES[self.rmid]
+        return "custom%03d" % self.rmid
+
+    @property
+    def rminfo(self) -> int:
+        return self.info & 0xF0
+
+
+def _bad(lsn, what):
+    return WalError("invalid WAL record at %s: %s." % (format_lsn(lsn), what),
+                    code="wal_corrupt", lsn=format_lsn(lsn))
+
+
+def decode_record(raw, fmt: MajorFormat) -> Record:
+    """Decode a RawRecord's fragment headers; raise WalError when they do not add up."""
+    data, lsn, tot_len = raw.data, raw.lsn, raw.tot_len
+    image_flags = fmt.image
+    pos = 24
+    datatotal = 0
+    last_id = -1
+    blocks = []
+    main_len = 0
+    origin = toplevel = None
+    rel = None
+    try:
+        while tot_len - pos > datatotal:
+            block_id = data[pos]
+            pos += 1
+            if block_id == XLR_BLOCK_ID_DATA_SHORT:
+                main_len = data[pos]
+                pos += 1
+                datatotal += main_len
+                break
+            if block_id == XLR_BLOCK_ID_DATA_LONG:
+                main_len = _U32.unpack_from(data, pos)[0]
+                pos += 4
+                datatotal += main_len
+                break
+            if block_id == XLR_BLOCK_ID_ORIGIN:
+                origin = _U16.unpack_from(data, pos)[0]
+                pos += 2
+                continue
+            if block_id == XLR_BLOCK_ID_TOPLEVEL_XID and fmt.toplevel_xid_block:
+                toplevel = _U32.unpack_from(data, pos)[0]
+                pos += 4
+                continue
+            if block_id > XLR_MAX_BLOCK_ID:
+                raise _bad(lsn, "invalid block_id %d" % block_id)
+            if block_id <= last_id:
+                raise _bad(lsn, "out-of-order block_id %d" % block_id)
+            last_id = block_id
+            fork_flags, data_len = _BLOCK_HEAD.unpack_from(data, pos)
+            pos += 3
+            has_data = bool(fork_flags & BKPBLOCK_HAS_DATA)
+            if has_data != (data_len > 0):
+                raise _bad(lsn, "BKPBLOCK_HAS_DATA %s but data length is %d"
+                           % ("set" if has_data else "not set", data_len))
+            image_len = hole_offset = hole_length = bimg_info = 0
+            has_image = bool(fork_flags & BKPBLOCK_HAS_IMAGE)
+            apply_image = False
+            if has_image:
+                image_len, hole_offset, bimg_info = _IMAGE_HEAD.unpack_from(data, pos)
+                pos += 5
+                has_hole = bool(bimg_info & image_flags.has_hole)
+                compressed = bool(bimg_info & image_flags.compressed_mask)
+                apply_image = bool(bimg_info & image_flags.apply)
+                if compressed and has_hole:
+                    hole_length = _U16.unpack_from(data, pos)[0]
+                    pos += 2
+                elif has_hole:
+                    hole_length = BLCKSZ - image_len
+                if has_hole and (hole_offset == 0 or hole_length == 0 or image_len == BLCKSZ):
+                    raise _bad(lsn, "image with a hole of offset %d length %d, image length %d"
+                               % (hole_offset, hole_length, image_len))
+                if not has_hole and (hole_offset or hole_length):
+                    raise _bad(lsn, "image without a hole flag has hole offset %d" % hole_offset)
+                if compressed and image_len == BLCKSZ:
+                    raise _bad(lsn, "compressed image of full block length")
+                if not has_hole and not compressed and image_len != BLCKSZ:
+                    raise _bad(lsn, "uncompressed image without a hole of length %d" % image_len)
+                datatotal += image_len
+            datatotal += data_len
+            if fork_flags & BKPBLOCK_SAME_REL:
+                if rel is None:
+                    raise _bad(lsn, "BKPBLOCK_SAME_REL set but no previous relation")
+                blkno = _U32.unpack_from(data, pos)[0]
+                pos += 4
+            else:
+                spc, db, relnode, blkno = _RELFILE_BLOCK.unpack_from(data, pos)
+                rel = (spc, db, relnode)
+                pos += 16
+            blocks.append(BlockRef(block_id, fork_flags & BKPBLOCK_FORK_MASK, rel[0], rel[1],
+                                   rel[2], blkno, has_image, apply_image,
+                                   bool(fork_flags & BKPBLOCK_WILL_INIT), image_len,
+                                   hole_offset, hole_length, bimg_info, data_len))
+    except (IndexError, struct.error):
+        raise _bad(lsn, "fragment headers run past the end of the record") from None
+    if tot_len - pos != datatotal:
+        raise _bad(lsn, "record length %d does not match its fragments (%d header + %d data)"
+                   % (tot_len, pos, datatotal))
+    main = bytes(data[tot_len - main_len:tot_len]) if main_len else b""
+    return Record(lsn, raw.end_lsn, tot_len, raw.xid, raw.prev, raw.info, raw.rmid,
+                  tuple(blocks), main, origin, toplevel)
+
+
+# --- records a rewind must understand whole -----------------------------------
+
+def is_checkpoint(record) -> bool:
+    """A shutdown or online checkpoint record (not 17+'s CHECKPOINT_REDO marker)."""
+    return record.rmid == RM_XLOG_ID and record.info & 0xF0 in (
+        XLOG_CHECKPOINT_SHUTDOWN, XLOG_CHECKPOINT_ONLINE)
+
+
+def checkpoint_of(record: Record, fmt: MajorFormat) -> CheckPoint:
+    if len(record.main_data) < fmt.checkpoint_size:
+        raise _bad(record.lsn, "checkpoint record with %d bytes of data" % len(record.main_data))
+    return CheckPoint.parse(record.main_data, fmt.control_layout)
+
+
+class FileEvent(NamedTuple):
+    """A record that creates, truncates or removes files outside block references."""
+
+    lsn: int
+    kind: str          # create_file, truncate_file, create_database, drop_database, relmap
+    spc: int
+    db: int
+    rel: int = 0
+    fork: int = 0
+    blkno: int = 0
+    detail: tuple = ()
+
+
+def file_event(record: Record, fmt: MajorFormat) -> Optional[FileEvent]:
+    """The file-level change a record makes, or None."""
+    rmid, rminfo, data = record.rmid, record.info & 0xF0, record.main_data
+    try:
+        if rmid == RM_SMGR_ID and rminfo == XLOG_SMGR_CREATE:
+            spc, db, rel, fork = struct.unpack_from("<IIIi", data)
+            return FileEvent(record.lsn, "create_file", spc, db, rel, fork)
+        if rmid == RM_SMGR_ID and rminfo == XLOG_SMGR_TRUNCATE:
+            blkno, spc, db, rel, flags = struct.unpack_from("<IIIIi", data)
+            return FileEvent(record.lsn, "truncate_file", spc, db, rel, 0, blkno, (flags,))
+        if rmid == RM_DBASE_ID:
+            dbase = fmt.dbase
+            if rminfo == dbase.create_file_copy:
+                db, spc, src_db, src_spc = struct.unpack_from("<IIII", data)
+                return FileEvent(record.lsn, "create_database", spc, db,
+                                 detail=("file_copy", src_db, src_spc))
+            if dbase.create_wal_log is not None and rminfo == dbase.create_wal_log:
+                db, spc = struct.unpack_from("<II", data)
+                return FileEvent(record.lsn, "create_database", spc, db, detail=("wal_log",))
+            if rminfo == dbase.drop:
+                if dbase.drop_lists_tablespaces:
+                    db, count = struct.unpack_from("<Ii", data)
+                    spcs = struct.unpack_from("<%dI" % count, data, 8)
+                else:
+                    db, spc = struct.unpack_from("<II", data)
+                    spcs = (spc,)
+                return FileEvent(record.lsn, "drop_database", spcs[0] if spcs else 0, db,
+                                 detail=spcs)
+        if rmid == RM_RELMAP_ID and rminfo == XLOG_RELMAP_UPDATE:
+            db, spc = struct.unpack_from("<II", data)
+            return FileEvent(record.lsn, "relmap", spc, db)
+    except struct.error:
+        raise _bad(record.lsn, "%s record with %d bytes of data is too short"
+                   % (record.rmgr_name, len(data))) from None
+    return None
+
+
+def modifies_files_unknowably(record, fmt: MajorFormat) -> bool:
+    """True for a record flagged XLR_SPECIAL_REL_UPDATE that a rewind does not know:
+    it changes relation files in a way its block references do not describe."""
+    if not record.info & XLR_SPECIAL_REL_UPDATE:
+        return False
+    rmid, rminfo = record.rmid, record.info & 0xF0
+    if rmid in (RM_SMGR_ID, RM_DBASE_ID):
+        return False
+    if rmid == RM_XACT_ID and rminfo & XLOG_XACT_OPMASK in XACT_DROPS_FILES:
+        return False
+    return True
