@@ -17,3 +17,8 @@ test: setup
 
 clean:
 	rm -rf tests/output .pytest_cache
+
+# Benchmarks (not part of the tests): numbers to read, not assertions.
+.PHONY: bench-wal
+bench-wal: setup
+	$(VENV_BIN)/python bench/wal_scan.py

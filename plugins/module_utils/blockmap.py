@@ -48,7 +48,7 @@ class ChangedBlocks:
 
     def add(self, spc: int, db: int, rel: int, blkno: int) -> None:
         segno, block = divmod(blkno, self.relseg_size)
-        key = RelFileSegment(spc, db, rel, segno)
+        key = (spc, db, rel, segno)
         bitmap = self._maps.get(key)
         if bitmap is None:
             bitmap = self._maps[key] = bytearray()
@@ -64,14 +64,14 @@ class ChangedBlocks:
         return self._count
 
     def __contains__(self, key) -> bool:
-        return key in self._maps
+        return tuple(key) in self._maps
 
     def segments(self) -> list:
-        return sorted(self._maps)
+        return [RelFileSegment(*key) for key in sorted(self._maps)]
 
     def blocks(self, key: RelFileSegment) -> list:
         """Changed blocks of one segment file, ascending (block numbers within the file)."""
-        bitmap = self._maps.get(key)
+        bitmap = self._maps.get(tuple(key))
         if not bitmap:
             return []
         found = []
@@ -104,7 +104,7 @@ class ChangedBlocks:
         parts = [struct.pack("<II", self.relseg_size, len(self._maps))]
         for key in sorted(self._maps):
             bitmap = self._maps[key]
-            parts.append(self._HEAD.pack(key.spc, key.db, key.rel, key.segno, len(bitmap)))
+            parts.append(self._HEAD.pack(*key, len(bitmap)))
             parts.append(bytes(bitmap))
         return b"".join(parts)
 
@@ -120,7 +120,7 @@ class ChangedBlocks:
             if len(bitmap) != length:
                 raise ValueError("changed-block map is truncated")
             offset += length
-            blocks._maps[RelFileSegment(spc, db, rel, segno)] = bitmap
+            blocks._maps[(spc, db, rel, segno)] = bitmap
             blocks._count += sum(bin(byte).count("1") for byte in bitmap)
         if offset != len(data):
             raise ValueError("changed-block map has trailing bytes")

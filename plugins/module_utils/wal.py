@@ -113,7 +113,7 @@ class WalReader:
         self.seg_size = seg_size
         self.history = history
         self.system_identifier = system_identifier
-        self.opened_segments = set()    # names of every segment file read (keep them)
+        self._segments_read = set()      # (tli, segno) of every page read
         self._file = None
         self._file_key = None
         self._chunk = b""
@@ -121,6 +121,13 @@ class WalReader:
         self._checked_pages = set()
         self._latest_page_tli = 0
         self.end_of_wal = None           # after records(end=None): why reading stopped
+
+    def segments_read(self) -> set:
+        """Names of the segment files this reader has read pages from."""
+        return {segment_name(tli, segno, self.seg_size) for tli, segno in self._segments_read}
+
+    def forget_segments_read(self) -> None:
+        self._segments_read.clear()
 
     def close(self):
         if self._file is not None:
@@ -139,12 +146,11 @@ class WalReader:
         tli, segno = self._segment_for(page_lsn)
         if self._file_key != (tli, segno):
             self.close()
-            name = segment_name(tli, segno, self.seg_size)
             handle = self.segments.open(tli, segno)
             if handle is None:
+                name = segment_name(tli, segno, self.seg_size)
                 raise EndOfWal("WAL segment %s is missing" % name, page_lsn, name)
             self._file, self._file_key = handle, (tli, segno)
-            self.opened_segments.add(name)
         seg_offset = page_lsn % self.seg_size
         chunk_offset = seg_offset - seg_offset % CHUNK_SIZE
         self._file.seek(chunk_offset)
@@ -159,6 +165,7 @@ class WalReader:
             self._load_chunk(page_lsn)
             offset = page_lsn - self._chunk_start
         chunk = self._chunk
+        self._segments_read.add(self._file_key)
         magic, info, tli, pageaddr, rem_len = _PAGE_HEADER.unpack_from(chunk, offset)
         if page_lsn not in self._checked_pages:
             self._check_page(chunk, offset, page_lsn, magic, info, tli, pageaddr, sequential)
@@ -310,32 +317,112 @@ class WalReader:
         """Records from `start` on. With `end`, read until a record ends exactly there
         and fail on anything that stops the reading earlier; without, stop at the
         end of valid WAL and leave the reason in `self.end_of_wal`."""
-        lsn = self._next_record_position(start)
-        prev = None
+        state = self._begin(start)
+        batch = []
+
+        def collect(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
+            data = memoryview(buf)[off:off + tot_len] if off or len(buf) != tot_len else buf
+            batch.append(RawRecord(lsn, end_lsn, data, tot_len, xid, prev, info, rmid))
+
+        more = True
+        while more:
+            stopped = None
+            try:
+                more = self._walk_page(state, end, collect)
+            except EndOfWal as exc:
+                stopped, more = exc, False
+            yield from batch        # the page's records before whatever stopped the reading
+            batch.clear()
+            if stopped is not None:
+                self._stopped(stopped, end)
+
+    def walk(self, start: int, end: Optional[int], visit) -> None:
+        """Call visit(lsn, end_lsn, buf, offset, tot_len, xid, prev, info, rmid) for each
+        record, the record being buf[offset:offset + tot_len]; same end semantics as
+        records(). The hot loop of every WAL scan: a callback per record costs a
+        fraction of a generator step."""
+        state = self._begin(start)
+        try:
+            while self._walk_page(state, end, visit):
+                pass
+        except EndOfWal as exc:
+            self._stopped(exc, end)
+
+    def _begin(self, start):
         self._latest_page_tli = 0
         self.end_of_wal = None
+        return [self._next_record_position(start), None]     # next record, previous record
+
+    def _stopped(self, exc, end):
+        if end is not None:
+            raise self._as_error(exc, "could not read the WAL record at %s (reading towards %s)"
+                                 % (format_lsn(exc.lsn), format_lsn(end)))
+        self.end_of_wal = exc
+
+    def _walk_page(self, state, end, visit):
+        """Visit the records that start on the page of state[0]; False once `end` is reached.
+        Records that fit in the page are checked right here; the rest go through _read()."""
+        lsn, prev = state
+        page_off = lsn % XLOG_BLCKSZ
+        page_lsn = lsn - page_off
+        chunk, base, info, rem_len, hdr = self._page(page_lsn, True)
+        if page_off < hdr:
+            raise EndOfWal("record position %s lies inside a page header" % format_lsn(lsn), lsn)
+        if page_off == hdr and info & XLP_FIRST_IS_CONTRECORD and rem_len:
+            raise EndOfWal("a continuation record starts at %s, not a record" % format_lsn(lsn),
+                           lsn)
+        stop = end if end is not None else 1 << 64
+        unpack_header = _RECORD_HEADER.unpack_from
+        max_rmid, custom_rmgrs = self.fmt.max_builtin_rmid, self.fmt.custom_rmgrs
+        view = memoryview(chunk)
         while True:
-            try:
-                record, next_lsn = self._read(lsn, prev, sequential=True)
-            except EndOfWal as exc:
-                if end is None:
-                    self.end_of_wal = exc
-                    return
-                raise self._as_error(
-                    exc, "could not read the WAL record at %s (reading towards %s)"
-                    % (format_lsn(lsn), format_lsn(end)))
-            if record is None:          # an abandoned record: continue after it
-                lsn = next_lsn
-                continue
-            yield record
-            prev = record.lsn
-            if end is not None and record.end_lsn >= end:
-                if record.end_lsn != end:
-                    raise WalError("WAL reading ended at %s, which is not the expected end "
-                                   "point %s." % (format_lsn(record.end_lsn), format_lsn(end)),
-                                   code="wal_end_mismatch")
-                return
-            lsn = self._next_record_position(next_lsn)
+            start_off = base + page_off
+            if page_off <= XLOG_BLCKSZ - RECORD_HEADER_SIZE:
+                tot_len, xid, rec_prev, rec_info, rmid, rec_crc = unpack_header(chunk, start_off)
+            else:
+                tot_len = 0     # the header itself continues on the next page
+            if page_off + tot_len > XLOG_BLCKSZ or tot_len < RECORD_HEADER_SIZE:
+                record, next_lsn = self._read(page_lsn + page_off, prev, True)
+                if record is None:          # an abandoned record: continue after it
+                    state[0] = next_lsn
+                    return True
+                state[1] = record.lsn
+                visit(record.lsn, record.end_lsn, record.data, 0, record.tot_len, record.xid,
+                      record.prev, record.info, record.rmid)
+                if record.end_lsn >= stop:
+                    self._check_end(record.end_lsn, end)
+                    return False
+                state[0] = self._next_record_position(next_lsn)
+                return True
+            rec_lsn = page_lsn + page_off
+            if rmid > max_rmid and not (custom_rmgrs and rmid >= 128):
+                raise EndOfWal("invalid resource manager ID %d at %s"
+                               % (rmid, format_lsn(rec_lsn)), rec_lsn)
+            if rec_prev != prev and (prev is not None or rec_prev >= rec_lsn):
+                raise EndOfWal("record with incorrect prev-link %s at %s"
+                               % (format_lsn(rec_prev), format_lsn(rec_lsn)), rec_lsn)
+            if crc32c(view[start_off:start_off + 20],
+                      crc32c(view[start_off + 24:start_off + tot_len])) != rec_crc:
+                raise EndOfWal("incorrect record checksum at %s" % format_lsn(rec_lsn), rec_lsn)
+            page_off += (tot_len + 7) & ~7
+            end_lsn = page_lsn + page_off
+            if rmid == RM_XLOG_ID and rec_info & 0xF0 == XLOG_SWITCH:
+                end_lsn += -end_lsn % self.seg_size     # the rest of the segment is padding
+                page_off = XLOG_BLCKSZ
+            prev = state[1] = rec_lsn
+            visit(rec_lsn, end_lsn, chunk, start_off, tot_len, xid, rec_prev, rec_info, rmid)
+            if end_lsn >= stop:
+                self._check_end(end_lsn, end)
+                return False
+            if page_off >= XLOG_BLCKSZ:
+                state[0] = self._next_record_position(end_lsn)
+                return True
+
+    @staticmethod
+    def _check_end(end_lsn, end):
+        if end is not None and end_lsn != end:
+            raise WalError("WAL reading ended at %s, which is not the expected end point %s."
+                           % (format_lsn(end_lsn), format_lsn(end)), code="wal_end_mismatch")
 
     def _as_error(self, exc, context):
         if exc.missing_segment:

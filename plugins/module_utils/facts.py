@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The facts of a rewind, gathered without writing anything.
+
+Both control files, the preconditions, both timelines and histories, where they
+fork, where the target's WAL ends, whether a rewind is needed at all, and (when
+it is) the last common checkpoint. `pg_rewind_info` reports these facts; the
+rewind acts on them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .controlfile import CONTROL_PATH, ControlFile, read_control_file
+from .errors import RefusedError
+from .lsn import format_lsn
+from .source import LocalSource
+from .timeline import Divergence, find_divergence, history_of
+from .wal import SegmentDirectory, WalReader
+from .walscan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
+                      scan_changes)
+
+# Why a rewind is or is not needed.
+SAME_TIMELINE = "same_timeline"          # nothing forked
+TARGET_IS_ANCESTOR = "target_is_ancestor"  # the target stopped at or before the fork
+DIVERGED = "diverged"
+
+
+@dataclass
+class RewindFacts:
+    target: ControlFile
+    source: ControlFile
+    target_timeline: int
+    source_timeline: int
+    target_history: list
+    source_history: list
+    target_wal_end: int
+    rewind_required: bool
+    reason: str
+    divergence: Optional[Divergence] = None
+    last_common_checkpoint: Optional[LastCommonCheckpoint] = None
+    keep_wal: set = field(default_factory=set)   # target segments replay may still need
+
+    def summary(self) -> dict:
+        result = {
+            "rewind_required": self.rewind_required,
+            "reason": self.reason,
+            "target_timeline": self.target_timeline,
+            "source_timeline": self.source_timeline,
+            "target_wal_end": format_lsn(self.target_wal_end),
+            "divergence": self.divergence.as_dict() if self.divergence else None,
+            "last_common_checkpoint": (self.last_common_checkpoint.as_dict()
+                                       if self.last_common_checkpoint else None),
+        }
+        return result
+
+
+def check_compatible(target: ControlFile, source: ControlFile) -> None:
+    """Refuse clusters a rewind cannot join (each check says what to do instead)."""
+    if target.system_identifier != source.system_identifier:
+        raise RefusedError(
+            "source and target clusters are from different systems (system identifier %d vs %d)."
+            % (source.system_identifier, target.system_identifier),
+            hint="Point the source at the new primary of this very cluster.",
+            code="different_system")
+    if (target.control_version, target.catversion) != (source.control_version, source.catversion):
+        raise RefusedError(
+            "source (PostgreSQL %d) and target (PostgreSQL %d) are different major versions."
+            % (source.major, target.major),
+            hint="Both sides must run the same PostgreSQL major.", code="different_version")
+    for name in ("blcksz", "xlog_blcksz", "xlog_seg_size", "relseg_size"):
+        if getattr(target, name) != getattr(source, name):
+            raise RefusedError("source and target differ in %s (%d vs %d)."
+                               % (name, getattr(source, name), getattr(target, name)),
+                               code="different_layout")
+    if not target.protects_hint_bits:
+        raise RefusedError(
+            "the target needs data checksums or wal_log_hints = on to be rewound: without "
+            "them, hint-bit changes after the fork are invisible in its WAL.",
+            hint="Rebuild this node from a base backup, and enable wal_log_hints (or data "
+                 "checksums) on all nodes so the next failover can be rewound.",
+            code="no_hint_protection")
+
+
+def target_facts(target_pgdata: str) -> ControlFile:
+    return read_control_file(os.path.join(target_pgdata, CONTROL_PATH))
+
+
+def target_reader(target_pgdata: str, control: ControlFile, history: list,
+                  restore=None) -> WalReader:
+    seg = control.xlog_seg_size
+    return WalReader(SegmentDirectory(os.path.join(target_pgdata, "pg_wal"), seg, restore),
+                     control.fmt, seg, history, control.system_identifier)
+
+
+def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) -> RewindFacts:
+    """Decide whether `target` must be rewound to follow `source` (read only)."""
+    source_control = source.control_file()
+    check_compatible(target, source_control)
+    source_tli = source.current_timeline(source_control)
+    target_tli = target.timeline
+    local = LocalSource(target_pgdata)
+    target_history = history_of(target_tli, local.read_file, "target")
+    reader = target_reader(target_pgdata, target, target_history, restore)
+    try:
+        checkpoint_end = reader.record_at(target.checkpoint).end_lsn
+        target_end = max(checkpoint_end, target.min_recovery_point)
+        facts = RewindFacts(target, source_control, target_tli, source_tli, target_history,
+                            None, target_end, False, SAME_TIMELINE)
+        if source_tli == target_tli:
+            facts.source_history = target_history
+            return facts
+        facts.source_history = history_of(source_tli, source.read_file, "source")
+        facts.divergence = find_divergence(facts.source_history, target_history)
+        if target_end <= facts.divergence.lsn:
+            facts.reason = TARGET_IS_ANCESTOR
+            return facts
+        facts.rewind_required = True
+        facts.reason = DIVERGED
+        reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
+        facts.last_common_checkpoint = find_last_common_checkpoint(
+            reader, facts.divergence.lsn, target.fmt)
+        facts.keep_wal = reader.segments_read()
+        return facts
+    finally:
+        reader.close()
+
+
+def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None) -> TargetChanges:
+    """Read the target's WAL from the last common checkpoint to its end."""
+    reader = target_reader(target_pgdata, facts.target, facts.target_history, restore)
+    try:
+        return scan_changes(reader, facts.last_common_checkpoint.lsn, facts.target_wal_end,
+                            facts.target.fmt, facts.target.relseg_size)
+    finally:
+        reader.close()
+
+
+def inspect(target_pgdata: str, source=None) -> dict:
+    """Everything pg_rewind_info reports: the target's control data and, given a source,
+    whether a rewind is needed and how much work it is. Changes nothing."""
+    target = target_facts(target_pgdata)
+    result = {"target": target.summary()}
+    if source is None:
+        return result
+    facts = gather_facts(target_pgdata, target, source)
+    result["source"] = facts.source.summary()
+    result.update(facts.summary())
+    if facts.rewind_required:
+        changes = scan_target_changes(target_pgdata, facts)
+        result.update({
+            "changed_blocks": len(changes.blocks),
+            "changed_relation_files": len(changes.blocks.segments()),
+            "wal_bytes": changes.wal_bytes,
+            "wal_records": changes.records,
+            "file_events": dict(changes.file_events),
+        })
+    else:
+        result.update({"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
+                       "wal_records": 0, "file_events": {}})
+    return result

@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_rewind_info
+short_description: Read a PostgreSQL data directory's control data and tell whether it must be rewound
+version_added: 0.1.0
+description:
+  - Reads C(global/pg_control) of the data directory O(target_pgdata) (CRC-checked, PostgreSQL 11 to 18)
+    and returns its control data.
+  - Given a source (the new primary, by O(source_server) or O(source_pgdata)), it also finds where the
+    two timelines forked, whether the target has to be rewound to follow the source, the last common
+    checkpoint, and how much work a rewind would be (changed blocks, WAL to read).
+  - Changes nothing, on the target or on the source.
+options:
+  target_pgdata:
+    description:
+      - Data directory of the cluster to examine (usually the failed-over old primary).
+      - The server on it may be running; the answer is most useful when it is stopped.
+    type: path
+    required: true
+  source_server:
+    description:
+      - libpq connection string (or URI) of the source server, normally the new primary.
+      - An ordinary, non-replication connection; see the collection docs for the privileges a
+        non-superuser role needs.
+      - Mutually exclusive with O(source_pgdata).
+    type: str
+  source_pgdata:
+    description:
+      - Data directory of a cleanly shut down source cluster on the same host.
+      - Mutually exclusive with O(source_server).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    details: The module never changes anything.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - psycopg2 on the managed node, only for O(source_server)
+notes:
+  - The WAL scan reads the target's WAL from the last common checkpoint to its end; on a big
+    divergence that takes a while (the same reading a rewind does).
+  - Without the C(crc32c) Python package on the managed node, WAL checksums are computed in pure
+    Python, which is much slower.
+seealso:
+  - module: pgops.rewind.pg_rewind
+author:
+  - pgops.rewind developers
+"""
+
+EXAMPLES = r"""
+- name: Control data of the old primary
+  pgops.rewind.pg_rewind_info:
+    target_pgdata: /var/lib/postgresql/16/main
+  become: true
+  become_user: postgres
+  register: old_primary
+
+- name: Does the old primary need a rewind to follow the new one?
+  pgops.rewind.pg_rewind_info:
+    target_pgdata: /var/lib/postgresql/16/main
+    source_server: "host=db2.example.com port=5432 user=rewind dbname=postgres"
+  become: true
+  become_user: postgres
+  register: rewind_check
+
+- name: Report
+  ansible.builtin.debug:
+    msg: >-
+      rewind required: {{ rewind_check.rewind_required }},
+      fork at {{ rewind_check.divergence.lsn | default('-') }},
+      {{ rewind_check.changed_blocks }} changed blocks
+"""
+
+RETURN = r"""
+target:
+  description: Control data of the target.
+  returned: always
+  type: dict
+  contains:
+    pg_major: {description: PostgreSQL major version., type: int, sample: 16}
+    system_identifier: {description: Database system identifier (a string, it exceeds 2^53)., type: str}
+    state: {description: Cluster state as pg_controldata prints it., type: str, sample: shut down}
+    timeline: {description: Timeline the cluster is on., type: int, sample: 1}
+    checkpoint_lsn: {description: Latest checkpoint location., type: str, sample: 0/3000060}
+    redo_lsn: {description: Its redo location., type: str}
+    checkpoint_timeline: {description: Its timeline., type: int}
+    min_recovery_point: {description: Minimum recovery ending location., type: str}
+    min_recovery_point_timeline: {description: Its timeline., type: int}
+    data_checksums: {description: Data checksums are on., type: bool}
+    wal_log_hints: {description: wal_log_hints was on at the last checkpoint., type: bool}
+    full_page_writes: {description: full_page_writes was on at the last checkpoint., type: bool}
+    wal_level: {description: wal_level setting., type: str}
+    block_size: {description: Database block size., type: int}
+    wal_segment_size: {description: Bytes per WAL segment., type: int}
+    pg_control_version: {description: pg_control version number., type: int}
+    catalog_version: {description: Catalog version number., type: int}
+source:
+  description: Control data of the source, with the same keys as RV(target).
+  returned: when a source is given
+  type: dict
+rewind_required:
+  description: Whether the target must be rewound before it can follow the source.
+  returned: when a source is given
+  type: bool
+reason:
+  description:
+    - Why a rewind is or is not required.
+    - C(same_timeline), both are on the same timeline; C(target_is_ancestor), the target's WAL ends at
+      or before the fork; C(diverged), the target wrote WAL the source does not have.
+  returned: when a source is given
+  type: str
+  sample: diverged
+divergence:
+  description: Where the histories fork; null when both are on the same timeline.
+  returned: when a source is given
+  type: dict
+  contains:
+    timeline: {description: Last common timeline., type: int, sample: 1}
+    lsn: {description: First WAL location not shared., type: str, sample: 0/3009608}
+last_common_checkpoint:
+  description: The checkpoint a rewound target restarts replay from; null when no rewind is required.
+  returned: when a source is given
+  type: dict
+  contains:
+    lsn: {description: Location of the checkpoint record., type: str}
+    timeline: {description: Its timeline., type: int}
+    redo: {description: Where replay starts., type: str}
+target_wal_end:
+  description: Where the target's WAL ends (end of its last checkpoint record, or its minimum recovery point).
+  returned: when a source is given
+  type: str
+target_timeline:
+  description: Timeline of the target.
+  returned: when a source is given
+  type: int
+source_timeline:
+  description: Timeline of the source now (also right after a promotion, before its first checkpoint).
+  returned: when a source is given
+  type: int
+changed_blocks:
+  description: Number of relation blocks the target changed after the fork (blocks a rewind copies back).
+  returned: when a source is given
+  type: int
+changed_relation_files:
+  description: Number of relation segment files those blocks are in.
+  returned: when a source is given
+  type: int
+wal_bytes:
+  description: Bytes of target WAL a rewind reads (from the last common checkpoint to the end).
+  returned: when a source is given
+  type: int
+wal_records:
+  description: Number of WAL records in that range.
+  returned: when a source is given
+  type: int
+file_events:
+  description: Counts of records that create, truncate or drop files or databases after the checkpoint.
+  returned: when a source is given
+  type: dict
+error_code:
+  description: Stable code of the error, on failure (see the troubleshooting guide).
+  returned: failure
+  type: str
+  sample: different_system
+hint:
+  description: What to do about the error, on failure.
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
+    protect_secrets, run_engine)
+from ansible_collections.pgops.rewind.plugins.module_utils.facts import inspect
+from ansible_collections.pgops.rewind.plugins.module_utils.source import open_source
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            target_pgdata=dict(type="path", required=True),
+            source_server=dict(type="str", no_log=True),
+            source_pgdata=dict(type="path"),
+        ),
+        mutually_exclusive=[("source_server", "source_pgdata")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    protect_secrets(module, params["source_server"])
+
+    def work():
+        source = open_source(params["source_server"], params["source_pgdata"])
+        try:
+            return inspect(params["target_pgdata"], source)
+        finally:
+            if source is not None:
+                source.close()
+
+    result = run_engine(module, work)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

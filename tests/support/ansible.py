@@ -1,0 +1,62 @@
+"""Run the collection's modules the way users do: through ansible, on localhost,
+from the collection as built and installed, as the data directory's owner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from .env import COLLECTIONS_PATH, REPO, VENV_PYTHON, pg_os_user
+
+ANSIBLE_LOG = REPO / "tests" / "output" / "ansible.log"
+
+
+def ansible_env(extra: dict | None = None) -> dict:
+    ANSIBLE_LOG.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
+        "ANSIBLE_LOG_PATH": str(ANSIBLE_LOG),
+        "ANSIBLE_HOST_KEY_CHECKING": "0",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        "ANSIBLE_PIPELINING": "1",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        "ANSIBLE_REMOTE_TMP": "/tmp/.ansible-remote",
+    })
+    env.update(extra or {})
+    return env
+
+
+def become_args() -> list:
+    if os.geteuid() != 0:
+        return []
+    return ["--become", "--become-user", pg_os_user(), "--become-method", "su"]
+
+
+def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
+               become: bool = True, timeout: float = 1200) -> dict:
+    """Run pgops.rewind.<module> with `args`; returns the module result (failed ones too)."""
+    cmd = [str(VENV_PYTHON.parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+           "-e", "ansible_python_interpreter=%s" % VENV_PYTHON,
+           "-m", "pgops.rewind.%s" % module, "-a", json.dumps(args)]
+    if become:
+        cmd += become_args()
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, env=ansible_env(), capture_output=True, text=True,
+                          timeout=timeout, cwd="/tmp")
+    try:    # "localhost | SUCCESS => {...}"
+        result = json.loads(proc.stdout.split("=>", 1)[1])
+    except (ValueError, IndexError):
+        raise AssertionError("ansible produced no result (rc %d):\n%s\n%s"
+                             % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    result.setdefault("failed", "| FAILED!" in proc.stdout.split("=>", 1)[0])
+    result["_stdout"] = proc.stdout
+    result["_stderr"] = proc.stderr
+    return result
