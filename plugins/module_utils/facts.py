@@ -17,6 +17,7 @@ from typing import Optional
 
 from .controlfile import CONTROL_PATH, ControlFile, read_control_file
 from .errors import RefusedError
+from .filemap import STATE_DIR
 from .lsn import format_lsn
 from .source import LocalSource
 from .timeline import Divergence, find_divergence, history_of
@@ -87,7 +88,14 @@ def check_compatible(target: ControlFile, source: ControlFile) -> None:
 
 
 def target_facts(target_pgdata: str) -> ControlFile:
-    return read_control_file(os.path.join(target_pgdata, CONTROL_PATH))
+    path = os.path.join(target_pgdata, CONTROL_PATH)
+    if not os.path.exists(path) and os.path.isdir(os.path.join(target_pgdata, STATE_DIR)):
+        raise RefusedError(
+            "%s holds an interrupted rewind (its pg_control is set aside until it completes)."
+            % target_pgdata,
+            hint="Run the same rewind again (pgops.rewind.pg_rewind) to complete it.",
+            code="rewind_interrupted")
+    return read_control_file(path)
 
 
 def target_reader(target_pgdata: str, control: ControlFile, history: list,
@@ -113,6 +121,16 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
                             None, target_end, False, SAME_TIMELINE)
         if source_tli == target_tli:
             facts.source_history = target_history
+            source_end = source.wal_position(source_control)
+            if target_end > source_end:
+                raise RefusedError(
+                    "the target's WAL goes further (to %s) than the source's (%s) on the same "
+                    "timeline %d: there is no fork to rewind to."
+                    % (format_lsn(target_end), format_lsn(source_end), target_tli),
+                    hint="Check that the source really is the new primary (promoted after the "
+                         "failover); if it is a standby that lags, wait for it to catch up. "
+                         "Otherwise rebuild the target from a base backup.",
+                    code="target_ahead")
             return facts
         facts.source_history = history_of(source_tli, source.read_file, "source")
         facts.divergence = find_divergence(facts.source_history, target_history)

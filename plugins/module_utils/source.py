@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
+import stat
+from typing import Iterator, Optional
 
 from .controlfile import CONTROL_PATH, ControlFile, parse_control_file
 from .errors import SourceError
+from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
+from .lsn import parse_lsn
 
 try:
     import psycopg2
@@ -55,6 +58,24 @@ class Source:
     def full_page_writes(self, control: ControlFile) -> bool:
         return control.full_page_writes
 
+    def list_files(self) -> dict:
+        """Every path of the data directory: {relative path: FileEntry}."""
+        raise NotImplementedError
+
+    def fetch(self, requests) -> Iterator[tuple]:
+        """Read byte ranges: for each (path, offset, length) request yield
+        (path, offset, data), data None when the file is gone; data may be shorter
+        than asked at the end of a file (or longer, see COPY_WINDOW)."""
+        raise NotImplementedError
+
+    def end_of_wal(self, control: ControlFile) -> tuple:
+        """(LSN, timeline) that replay must reach before the copied files are consistent."""
+        return max(control.checkpoint, control.min_recovery_point), control.timeline
+
+    def wal_position(self, control: ControlFile) -> int:
+        """How far the source's WAL goes now (written or replayed)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -77,8 +98,68 @@ class LocalSource(Source):
             raise SourceError("cannot read %s in the source data directory: %s"
                               % (path, exc.strerror), code="source_unreadable") from None
 
+    def list_files(self):
+        return list_datadir(self.pgdata)
+
+    def wal_position(self, control):
+        from .timeline import history_of
+        from .wal import SegmentDirectory, WalReader
+        history = history_of(control.timeline, self.read_file, "source")
+        reader = WalReader(SegmentDirectory(os.path.join(self.pgdata, "pg_wal"),
+                                            control.xlog_seg_size),
+                           control.fmt, control.xlog_seg_size, history,
+                           control.system_identifier)
+        try:
+            return max(reader.record_at(control.checkpoint).end_lsn, control.min_recovery_point)
+        finally:
+            reader.close()
+
+    def fetch(self, requests):
+        handle = handle_path = None
+        try:
+            for path, offset, length in requests:
+                if path != handle_path:
+                    if handle is not None:
+                        handle.close()
+                    handle_path = path
+                    try:
+                        handle = open(os.path.join(self.pgdata, path), "rb")
+                    except FileNotFoundError:
+                        handle = None
+                if handle is None:
+                    yield path, offset, None
+                    continue
+                yield path, offset, os.pread(handle.fileno(), length, offset)
+        except OSError as exc:
+            raise SourceError("cannot read %s in the source data directory: %s"
+                              % (handle_path, exc.strerror), code="source_unreadable") from None
+        finally:
+            if handle is not None:
+                handle.close()
+
 
 _SECRET_KEYS = ("password",)
+FETCH_BATCH_REQUESTS = 1000
+FETCH_BATCH_BYTES = 16 << 20     # bounds the memory a batch of chunks takes
+
+# Every file and directory under the data directory, with tablespace link targets.
+_LIST_SQL = """
+WITH RECURSIVE files (path, name, size, isdir) AS (
+    SELECT ''::text, name, st.size, st.isdir
+    FROM pg_catalog.pg_ls_dir('.', true, false) AS name,
+         pg_catalog.pg_stat_file(name, true) AS st
+  UNION ALL
+    SELECT parent.path || parent.name || '/', child, st.size, st.isdir
+    FROM files AS parent,
+         pg_catalog.pg_ls_dir(parent.path || parent.name, true, false) AS child,
+         pg_catalog.pg_stat_file(parent.path || parent.name || '/' || child, true) AS st
+    WHERE parent.isdir
+)
+SELECT files.path || files.name, files.size, files.isdir,
+       pg_catalog.pg_tablespace_location(spc.oid)
+FROM files LEFT JOIN pg_catalog.pg_tablespace AS spc
+  ON files.path = 'pg_tblspc/' AND spc.oid::text = files.name
+"""
 
 
 class LibpqSource(Source):
@@ -167,6 +248,65 @@ class LibpqSource(Source):
     def full_page_writes(self, control):
         return self.query("SHOW full_page_writes")[0][0] == "on"
 
+    def list_files(self):
+        files = {}
+        for path, size, isdir, link_target in self.query(_LIST_SQL, what="list the source's files"):
+            if size is None or path == STATE_DIR or path.startswith(STATE_DIR + "/"):
+                continue                    # vanished while listed; or our own state
+            if link_target and link_target.startswith("/"):
+                files[path] = FileEntry(SYMLINK, 0, link_target)
+            elif isdir:                     # in-place tablespaces are plain directories
+                files[path] = FileEntry(DIRECTORY, 0)
+            else:
+                files[path] = FileEntry(FILE, size)
+        return files
+
+    def fetch(self, requests):
+        batch, batch_bytes = [], 0
+        for request in requests:
+            batch.append(request)
+            batch_bytes += request[2]
+            if len(batch) >= FETCH_BATCH_REQUESTS or batch_bytes >= FETCH_BATCH_BYTES:
+                yield from self._fetch_batch(batch)
+                batch, batch_bytes = [], 0
+        if batch:
+            yield from self._fetch_batch(batch)
+
+    def _fetch_batch(self, batch):
+        paths = [r[0] for r in batch]
+        rows = self.query(
+            "SELECT path, begin, pg_catalog.pg_read_binary_file(path, begin, len, true) "
+            "FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS x(path, begin, len)",
+            (paths, [r[1] for r in batch], [r[2] for r in batch]),
+            what="read files from the source")
+        if len(rows) != len(batch):
+            raise SourceError("the source returned %d chunks for %d requests."
+                              % (len(rows), len(batch)), code="source_protocol")
+        for (path, offset, length), (got_path, got_offset, chunk) in zip(batch, rows):
+            if (got_path, got_offset) != (path, offset):
+                raise SourceError("the source returned %s at %d for a request of %s at %d."
+                                  % (got_path, got_offset, path, offset),
+                                  code="source_protocol")
+            if chunk is not None and len(chunk) > length:
+                raise SourceError("the source returned more than requested of %s." % path,
+                                  code="source_protocol")
+            yield path, offset, None if chunk is None else bytes(chunk)
+
+    def wal_position(self, control):
+        if self.in_recovery():
+            lsn = self.query("SELECT pg_catalog.pg_last_wal_replay_lsn()::text")[0][0]
+        else:
+            lsn = self.query("SELECT pg_catalog.pg_current_wal_lsn()::text")[0][0]
+        return parse_lsn(lsn) if lsn else 0
+
+    def end_of_wal(self, control):
+        if self.in_recovery():
+            # A standby: its pages on disk are consistent up to its minimum recovery point.
+            return super().end_of_wal(control)
+        lsn, name = self.query("SELECT pg_catalog.pg_current_wal_insert_lsn()::text, "
+                               "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_insert_lsn())")[0]
+        return parse_lsn(lsn), int(name[:8], 16)
+
     def close(self):
         conn, self.conn = getattr(self, "conn", None), None
         if conn is not None:
@@ -197,3 +337,41 @@ def open_source(source_server: Optional[str] = None, source_pgdata: Optional[str
                               code="source_not_pgdata")
         return LocalSource(source_pgdata)
     return None
+
+
+def list_datadir(root: str) -> dict:
+    """Every path under a local data directory: {relative path: FileEntry}.
+
+    Symlinks are reported as such; only tablespace links (pg_tblspc/<oid>) and a
+    symlinked pg_wal are followed. Files that vanish while listed are skipped.
+    """
+    files = {}
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, rel_dir) if rel_dir else root))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            path = rel_dir + entry.name if not rel_dir else rel_dir + "/" + entry.name
+            if path == STATE_DIR:
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                follow = path == "pg_wal" or (rel_dir == "pg_tblspc")
+                if path == "pg_wal":
+                    files[path] = FileEntry(DIRECTORY, 0)
+                else:
+                    files[path] = FileEntry(SYMLINK, 0, os.readlink(entry.path))
+                if follow and os.path.isdir(entry.path):
+                    pending.append(path)
+            elif stat.S_ISDIR(info.st_mode):
+                files[path] = FileEntry(DIRECTORY, 0)
+                pending.append(path)
+            elif stat.S_ISREG(info.st_mode):
+                files[path] = FileEntry(FILE, info.st_size)
+    return files

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 from .crc32c import crc32c
 from .errors import MissingWalError, WalError
@@ -77,10 +77,10 @@ class EndOfWal(Exception):
 
 class SegmentDirectory:
     """WAL segment files in a directory (a data directory's pg_wal), with an optional
-    `restore(name, path)` that fetches a missing segment (restore_command)."""
+    `restore` (commands.RestoreCommand) whose fetch(name) returns the path of a
+    missing segment it got from the archive."""
 
-    def __init__(self, path: str, seg_size: int,
-                 restore: Optional[Callable[[str, str], bool]] = None):
+    def __init__(self, path: str, seg_size: int, restore=None):
         self.path = path
         self.seg_size = seg_size
         self.restore = restore
@@ -89,7 +89,7 @@ class SegmentDirectory:
         name = segment_name(tli, segno, self.seg_size)
         path = os.path.join(self.path, name)
         if not os.path.exists(path) and self.restore is not None:
-            self.restore(name, path)
+            path = self.restore.fetch(name) or path
         try:
             handle = open(path, "rb")
         except FileNotFoundError:

@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan: one action per path, decided from both file lists and the changed blocks.
+
+A pure function of its inputs (`build_plan`), so the plan can be printed (check
+mode), counted, persisted and executed later. The rules follow PostgreSQL's own
+rewind: relation files are patched block by block and truncated or extended to the
+source's size; every other file the source has is copied whole; what only the
+target has is removed, except what replay still needs or the operator keeps.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import NamedTuple, Optional
+
+from .blockmap import ChangedBlocks, RelFileSegment
+from .errors import RefusedError, SourceError
+
+BLCKSZ = 8192
+
+# File types in listings
+FILE = "file"
+DIRECTORY = "dir"
+SYMLINK = "link"
+
+# Actions, in the order they are executed.
+CREATE = "create"          # a directory or symlink the target lacks
+COPY = "copy"              # the whole file from the source
+COPY_TAIL = "copy_tail"    # a relation file the source has more of: copy the missing end
+NONE = "none"              # nothing whole; possibly changed blocks
+TRUNCATE = "truncate"      # a relation file the target has more of
+REMOVE = "remove"          # only on the target
+KEEP = "keep"              # the operator's file, or WAL replay still needs it
+ACTION_ORDER = (CREATE, COPY, COPY_TAIL, NONE, TRUNCATE, REMOVE, KEEP)
+
+# The engine's own working directory inside the target (never listed, never touched).
+STATE_DIR = "pgops_rewind"
+
+# Not copied from the source; removed from the target when there (server start clears them).
+_EXCLUDED_DIR_CONTENTS = ("pg_stat_tmp", "pg_replslot", "pg_dynshmem", "pg_notify",
+                          "pg_serial", "pg_snapshots", "pg_subtrans")
+_EXCLUDED_FILES = ("postgresql.auto.conf.tmp", "current_logfiles.tmp", "backup_label",
+                   "tablespace_map", "postmaster.pid", "postmaster.opts", "backup_manifest")
+# The standby configuration belongs to the target: the rewind never copies the
+# source's nor removes the target's (write_recovery_conf manages them).
+STANDBY_FILES = ("standby.signal", "recovery.signal", "recovery.conf", "recovery.done")
+DEFAULT_KEEP_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "postgresql.auto.conf")
+
+_REL = re.compile(
+    r"^(?:global/(?P<g>[1-9][0-9]*)"
+    r"|base/(?P<db>[1-9][0-9]*)/(?P<r>[1-9][0-9]*)"
+    r"|pg_tblspc/(?P<spc>[1-9][0-9]*)/(?P<ver>PG_[0-9]+_[0-9]+)/(?P<tdb>[1-9][0-9]*)/"
+    r"(?P<tr>[1-9][0-9]*))(?:\.(?P<seg>[1-9][0-9]*))?$")
+
+
+class FileEntry(NamedTuple):
+    kind: str                   # FILE, DIRECTORY or SYMLINK
+    size: int = 0
+    link_target: Optional[str] = None
+
+
+@dataclass
+class FileAction:
+    path: str
+    action: str
+    source_size: int = 0
+    target_size: int = 0
+    kind: str = FILE            # the type that matters for the action
+    link_target: Optional[str] = None
+    blocks: list = field(default_factory=list)   # changed blocks to fetch (block numbers)
+    relation: bool = False
+
+    @property
+    def fetch_bytes(self) -> int:
+        """Bytes this action reads from the source."""
+        whole = {COPY: self.source_size, COPY_TAIL: self.source_size - self.target_size}
+        return whole.get(self.action, 0) + BLCKSZ * len(self.blocks)
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "action": self.action, "source_size": self.source_size,
+                "target_size": self.target_size, "kind": self.kind,
+                "link_target": self.link_target, "blocks": self.blocks,
+                "relation": self.relation}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FileAction":
+        return cls(**data)
+
+
+@dataclass
+class Plan:
+    actions: list
+
+    def counts(self) -> dict:
+        counts = {name: 0 for name in ACTION_ORDER}
+        for act in self.actions:
+            counts[act.action] += 1
+        return counts
+
+    @property
+    def blocks(self) -> int:
+        return sum(len(act.blocks) for act in self.actions)
+
+    @property
+    def fetch_bytes(self) -> int:
+        return sum(act.fetch_bytes for act in self.actions)
+
+    def summary(self) -> dict:
+        counts = self.counts()
+        return {
+            "files": {
+                "copied": counts[COPY],
+                "copied_tail": counts[COPY_TAIL],
+                "copied_blocks": sum(1 for a in self.actions if a.blocks),
+                "truncated": counts[TRUNCATE],
+                "removed": counts[REMOVE],
+                "created": counts[CREATE],
+                "kept": counts[KEEP],
+            },
+            "blocks_to_copy": self.blocks,
+            "bytes_to_fetch": self.fetch_bytes,
+        }
+
+    def largest(self, count: int = 10) -> list:
+        """The actions that read the most from the source (for diff output)."""
+        costly = sorted((a for a in self.actions if a.fetch_bytes),
+                        key=lambda a: a.fetch_bytes, reverse=True)
+        return [{"path": a.path, "action": a.action, "bytes": a.fetch_bytes}
+                for a in costly[:count]]
+
+
+def relation_segment(path: str, tablespace_dir: str) -> Optional[RelFileSegment]:
+    """The main-fork relation segment a path names, or None (other forks, other files)."""
+    match = _REL.match(path)
+    if not match:
+        return None
+    seg = int(match.group("seg") or 0)
+    if match.group("g"):
+        return RelFileSegment(1664, 0, int(match.group("g")), seg)
+    if match.group("db"):
+        return RelFileSegment(1663, int(match.group("db")), int(match.group("r")), seg)
+    if match.group("ver") != tablespace_dir:
+        return None
+    return RelFileSegment(int(match.group("spc")), int(match.group("tdb")),
+                          int(match.group("tr")), seg)
+
+
+def is_excluded(path: str) -> bool:
+    """Paths a rewind never copies from the source (and removes from the target)."""
+    if "/pgsql_tmp" in path or path.startswith("pgsql_tmp"):
+        return True
+    top, _, rest = path.partition("/")
+    if rest and top in _EXCLUDED_DIR_CONTENTS:
+        return True
+    name = posixpath.basename(path)
+    return name in _EXCLUDED_FILES or name.startswith("pg_internal.init")
+
+
+def _kept(path: str, keep_files) -> bool:
+    return any(path == keep or path.startswith(keep.rstrip("/") + "/") for keep in keep_files)
+
+
+def check_safe_path(path: str) -> None:
+    """A path from a listing must stay inside the data directory."""
+    if (not path or path.startswith("/") or "\0" in path or "\\" in path
+            or any(part in ("", ".", "..") for part in path.split("/"))):
+        raise SourceError("the source listed an unsafe path %r; refusing to write it." % path,
+                          hint="The source is not a sound PostgreSQL data directory.",
+                          code="unsafe_path")
+
+
+def build_plan(source: dict, target: dict, changed: ChangedBlocks, tablespace_dir: str,
+               keep_wal=(), keep_files=DEFAULT_KEEP_FILES) -> Plan:
+    """One action per path from the source and target listings ({path: FileEntry})."""
+    keep_wal = {"pg_wal/" + name for name in keep_wal}
+    actions = []
+    for path in sorted(set(source) | set(target)):
+        check_safe_path(path)
+        act = decide(path, source.get(path), target.get(path), tablespace_dir, keep_wal,
+                     keep_files)
+        if act is None:
+            continue
+        if act.relation and act.action in (NONE, TRUNCATE, COPY_TAIL):
+            segment = relation_segment(path, tablespace_dir)
+            limit = min(act.source_size, act.target_size) // BLCKSZ
+            act.blocks = [b for b in changed.blocks(segment) if b < limit]
+        if act.action == NONE and not act.blocks:
+            continue
+        actions.append(act)
+    order = {name: index for index, name in enumerate(ACTION_ORDER)}
+    actions.sort(key=lambda a: (order[a.action], a.path))
+    removals = [a for a in actions if a.action == REMOVE]
+    removals.reverse()          # children before their directories
+    actions = [a for a in actions if a.action != REMOVE] + removals
+    return Plan(actions)
+
+
+def decide(path, src: Optional[FileEntry], tgt: Optional[FileEntry], tablespace_dir,
+           keep_wal, keep_files) -> Optional[FileAction]:
+    """The action for one path (None: nothing to record)."""
+    if path == "global/pg_control" or ".DS_Store" in path:
+        return None                                   # the control file is written last
+    if path == STATE_DIR or path.startswith(STATE_DIR + "/"):
+        return None
+    if path in STANDBY_FILES:
+        return None
+    if path == "pg_wal":                              # a symlink on either side is a directory
+        return None
+    source_size = src.size if src else 0
+    target_size = tgt.size if tgt else 0
+    if _kept(path, keep_files):          # the operator's: never copied, never removed
+        return FileAction(path, KEEP, source_size, target_size, tgt.kind) if tgt else None
+    if is_excluded(path):
+        return FileAction(path, REMOVE, 0, target_size, tgt.kind) if tgt else None
+    if tgt is None:
+        if src.kind == FILE:
+            return FileAction(path, COPY, source_size, 0, FILE)
+        return FileAction(path, CREATE, 0, 0, src.kind, src.link_target)
+    if src is None:
+        if path in keep_wal:
+            return FileAction(path, KEEP, 0, target_size, tgt.kind)
+        return FileAction(path, REMOVE, 0, target_size, tgt.kind)
+    if src.kind != tgt.kind:
+        raise RefusedError('"%s" is a %s in the source but a %s in the target.'
+                           % (path, _TYPE_NAMES[src.kind], _TYPE_NAMES[tgt.kind]),
+                           hint="Make the target's file layout match the source's (for "
+                                "example a symlinked directory) and run again.",
+                           code="type_mismatch")
+    if src.kind != FILE or path.endswith("PG_VERSION"):
+        return None
+    if relation_segment(path, tablespace_dir) is None:
+        return FileAction(path, COPY, source_size, target_size, FILE)
+    if target_size < source_size:
+        action = COPY_TAIL
+    elif target_size > source_size:
+        action = TRUNCATE
+    else:
+        action = NONE
+    return FileAction(path, action, source_size, target_size, FILE, relation=True)
+
+
+_TYPE_NAMES = {FILE: "regular file", DIRECTORY: "directory", SYMLINK: "symbolic link"}

@@ -1,0 +1,282 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The whole job, in order: facts -> plan -> execute -> finish.
+
+Everything before `Journal.begin` only reads (a refusal leaves the target
+untouched); from there on the target cannot start until the rewind completes,
+and running it again completes it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
+    recovery_conf_setting, show_setting
+from .controlfile import CONTROL_PATH
+from .errors import RefusedError, SourceError
+from .execute import execute_plan
+from .facts import gather_facts, scan_target_changes, target_facts
+from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
+from .journal import Journal
+from .lsn import format_lsn
+from .source import LibpqSource, LocalSource, list_datadir, open_source
+from .standby import derive_primary_conninfo, standby_files, without_recovery_settings
+from .target import (BACKUP_LABEL, TargetDirectory, backup_label_text, check_not_running,
+                     is_pending_rewind, rewound_control_file)
+
+
+@dataclass
+class RewindOptions:
+    target_pgdata: str
+    source_server: Optional[str] = None
+    source_pgdata: Optional[str] = None
+    write_recovery_conf: bool = False
+    primary_conninfo: Optional[str] = None
+    keep_files: tuple = DEFAULT_KEEP_FILES
+    ensure_shutdown: bool = True
+    bindir: Optional[str] = None
+    config_file: Optional[str] = None
+    restore_command: Optional[str] = None
+    restore_target_wal: bool = False
+    tablespace_mapping: dict = field(default_factory=dict)
+    parallel: int = 1
+    sync: bool = True
+    check_mode: bool = False
+
+
+class PhaseTimer:
+    def __init__(self):
+        self.durations = {}
+
+    @contextmanager
+    def __call__(self, phase):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.durations[phase] = round(self.durations.get(phase, 0)
+                                          + time.monotonic() - started, 3)
+
+
+def run(options: RewindOptions) -> dict:
+    """Rewind options.target_pgdata to follow the source; returns the result summary."""
+    if bool(options.source_server) == bool(options.source_pgdata):
+        raise RefusedError("give exactly one of source_server or source_pgdata.",
+                           code="bad_parameters")
+    pgdata = os.path.abspath(options.target_pgdata)
+    if not os.path.isdir(pgdata):
+        raise RefusedError("target_pgdata %s is not a directory." % pgdata,
+                           code="not_a_data_directory")
+    timer = PhaseTimer()
+    result = {"changed": False}
+    target = TargetDirectory(pgdata, sync=options.sync)
+    target.check_writer()
+    if Journal(pgdata).exists():
+        raise RefusedError("%s holds an interrupted rewind; resuming it is not supported by "
+                           "this version." % pgdata,
+                           hint="Rebuild the node from a base backup.", code="rewind_interrupted")
+    check_not_running(pgdata)
+    restore_dir = tempfile.mkdtemp(prefix="pgops-rewind-wal-")
+    source = None
+    try:
+        with timer("facts"):
+            control = _cleanly_stopped_target(pgdata, options, result)
+            if control is None:       # check mode with an unclean target: stop here
+                result["duration_s"] = timer.durations
+                return result
+            source = open_source(options.source_server, options.source_pgdata)
+            restore = _restore_command(options, control, pgdata, restore_dir)
+            facts = gather_facts(pgdata, control, source, restore)
+            _check_source(source, facts)
+        result.update(facts.summary())
+        result["target"] = control.summary()
+        result["source"] = facts.source.summary()
+        if facts.rewind_required:
+            _rewind(options, pgdata, target, source, facts, restore, timer, result)
+        if options.write_recovery_conf:
+            _standby_configuration(options, pgdata, target, control, result)
+    finally:
+        if source is not None:
+            source.close()
+        cleanup(restore_dir)
+    result["duration_s"] = timer.durations
+    return result
+
+
+def _cleanly_stopped_target(pgdata, options, result):
+    """The target's control file, after crash recovery if it was not stopped cleanly
+    (None in check mode, where that recovery cannot be run)."""
+    control = target_facts(pgdata)
+    result["target_state_before"] = control.state_name
+    if control.cleanly_shut_down or is_pending_rewind(pgdata, control):
+        return control
+    if not options.ensure_shutdown:
+        raise RefusedError("the target was not shut down cleanly (state: %s)." % control.state_name,
+                           hint="Set ensure_shutdown: true to let the rewind finish crash "
+                                "recovery first, or start and cleanly stop the server yourself.",
+                           code="target_unclean")
+    result["crash_recovery"] = True
+    result["changed"] = True
+    if options.check_mode:
+        result["msg"] = ("the target was not shut down cleanly; a real run first finishes its "
+                         "crash recovery, after which the rewind can be planned.")
+        return None
+    postgres = find_postgres(control.major, options.bindir)
+    crash_recovery(postgres, pgdata, options.config_file)
+    control = target_facts(pgdata)
+    if not control.cleanly_shut_down:
+        raise RefusedError("the target is still not cleanly shut down after crash recovery "
+                           "(state: %s)." % control.state_name, code="target_unclean")
+    return control
+
+
+def _restore_command(options, control, pgdata, restore_dir):
+    command = options.restore_command
+    if not command and options.restore_target_wal:
+        if control.fmt.recovery_conf:
+            command = recovery_conf_setting(pgdata, "restore_command")
+        else:
+            postgres = find_postgres(control.major, options.bindir)
+            command = show_setting(postgres, pgdata, "restore_command", options.config_file)
+        if not command:
+            raise RefusedError("restore_target_wal is set but the target has no restore_command.",
+                               hint="Configure restore_command on the target or pass "
+                                    "restore_command.", code="no_restore_command")
+    if not command:
+        return None
+    return RestoreCommand(command, control.xlog_seg_size, restore_dir)
+
+
+def _check_source(source, facts):
+    if not source.full_page_writes(facts.source):
+        raise RefusedError("full_page_writes is off on the source.",
+                           hint="Turn full_page_writes on on the new primary (it is on by "
+                                "default) and run again.", code="source_no_fpw")
+    if isinstance(source, LocalSource) and not facts.source.cleanly_shut_down:
+        raise RefusedError("the source data directory was not shut down cleanly (state: %s)."
+                           % facts.source.state_name,
+                           hint="Stop the source server cleanly, or use source_server.",
+                           code="source_unclean")
+
+
+def _rewind(options, pgdata, target, source, facts, restore, timer, result):
+    with timer("wal_scan"):
+        changes = scan_target_changes(pgdata, facts, restore)
+    with timer("plan"):
+        keep_files = tuple(options.keep_files)
+        plan = build_plan(source.list_files(), list_datadir(pgdata), changes.blocks,
+                          facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files)
+    summary = plan.summary()
+    result.update({
+        "changed": True,
+        "files": summary["files"],
+        "blocks_copied": summary["blocks_to_copy"],
+        "bytes_to_fetch": summary["bytes_to_fetch"],
+        "wal_bytes_scanned": changes.wal_bytes,
+        "wal_records_scanned": changes.records,
+        "changed_blocks": len(changes.blocks),
+        "largest": plan.largest(),
+    })
+    if options.check_mode:
+        result["bytes_fetched"] = 0
+        return
+    lcc = facts.last_common_checkpoint
+    journal = Journal(pgdata, sync=options.sync)
+    journal.begin({"divergence": facts.divergence.as_dict(),
+                   "last_common_checkpoint": lcc.as_dict(),
+                   "keep_wal": sorted(facts.keep_wal),
+                   "source_system_identifier": str(facts.source.system_identifier),
+                   "source_timeline": facts.source_timeline},
+                  changes.blocks, target.dir_mode)
+    with timer("copy"):
+        stats = execute_plan(plan, source, target, options.tablespace_mapping,
+                             exact_sizes=isinstance(source, LocalSource))
+        _install_restored_wal(restore, facts.keep_wal, target)
+        _sanitize_copied_auto_conf(plan, pgdata, target)
+    result["bytes_fetched"] = stats.bytes_fetched
+    with timer("finish"):
+        end_lsn, end_tli = _finish(pgdata, target, source, facts)
+        journal.complete()
+    result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
+
+
+def _install_restored_wal(restore, keep_wal, target):
+    """Segments fetched from the archive for the walk back to the last common checkpoint
+    hold history replay needs: put them where replay looks."""
+    if restore is None:
+        return
+    for name in restore.restored:
+        if name in keep_wal:
+            with open(os.path.join(restore.directory, name), "rb") as handle:
+                target.create_empty("pg_wal/" + name)
+                offset = 0
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    target.write("pg_wal/" + name, offset, chunk)
+                    offset += len(chunk)
+
+
+def _sanitize_copied_auto_conf(plan, pgdata, target):
+    """postgresql.auto.conf copied from the source keeps the source's settings but not
+    its upstream (which would be this very node)."""
+    if any(a.path == "postgresql.auto.conf" and a.action == COPY for a in plan.actions):
+        with open(os.path.join(pgdata, "postgresql.auto.conf")) as handle:
+            text = handle.read()
+        cleaned = without_recovery_settings(text)
+        if cleaned != text:
+            target.replace_file("postgresql.auto.conf", cleaned.encode())
+
+
+def _finish(pgdata, target, source, facts):
+    """backup_label at the last common checkpoint and a control file that keeps the
+    target in recovery until it has replayed past everything copied."""
+    after = source.control_file()
+    if after.system_identifier != facts.source.system_identifier:
+        raise SourceError("the source changed identity during the rewind.",
+                          code="source_changed")
+    if isinstance(source, LocalSource) and after.raw != facts.source.raw:
+        raise SourceError("the source data directory was modified during the rewind.",
+                          hint="Keep the source stopped while the rewind runs, and run again.",
+                          code="source_changed")
+    if isinstance(source, LibpqSource):
+        now = source.current_timeline(after)
+        if now != facts.source_timeline:
+            raise SourceError("the source moved from timeline %d to %d during the rewind."
+                              % (facts.source_timeline, now),
+                              hint="Run the rewind again: it continues against the new "
+                                   "timeline.", code="source_timeline_changed")
+    end_lsn, end_tli = source.end_of_wal(after)
+    lcc = facts.last_common_checkpoint
+    redo, tli, checkpoint = lcc.redo, lcc.tli, lcc.lsn
+    if facts.source.checkpoint_copy.redo < redo:
+        # A standby source whose restartpoint lags: its files may be older still.
+        first = facts.source
+        redo, tli, checkpoint = (first.checkpoint_copy.redo, first.checkpoint_copy.timeline,
+                                 first.checkpoint)
+    seg = facts.target.xlog_seg_size
+    target.sync()
+    target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint, seg).encode())
+    target.replace_file(CONTROL_PATH, rewound_control_file(after, end_lsn, end_tli))
+    return end_lsn, end_tli
+
+
+def _standby_configuration(options, pgdata, target, control, result):
+    conninfo = options.primary_conninfo
+    if not conninfo:
+        if not options.source_server:
+            raise RefusedError("write_recovery_conf needs primary_conninfo when the source is "
+                               "a local data directory.", code="bad_parameters")
+        conninfo = derive_primary_conninfo(options.source_server, keep_dbname=control.major >= 17)
+    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo)
+    if not options.check_mode:
+        for rel, text in sorted(changes.items()):
+            target.replace_file(rel, text.encode())
+    result["standby_files_written"] = sorted(changes)
+    if changes:
+        result["changed"] = True

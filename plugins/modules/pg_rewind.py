@@ -1,0 +1,306 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_rewind
+short_description: Rewind a failed-over PostgreSQL primary so it can follow the new primary
+version_added: 0.1.0
+description:
+  - Makes the stopped data directory O(target_pgdata) (the old primary after a failover) consistent
+    with the source (the new primary) by copying only what changed after their timelines forked,
+    as PostgreSQL's C(pg_rewind) does, for PostgreSQL 11 to 18, without needing C(pg_rewind) itself.
+  - Finds the fork from the timeline histories, reads the target's WAL from the last common
+    checkpoint to learn every block it changed, fetches those blocks and the files that must be
+    copied whole from the source, then writes C(backup_label) and C(pg_control) so that the target,
+    when started, replays the source's WAL from that checkpoint.
+  - When the target does not need a rewind (same timeline, or it stopped before the fork), nothing
+    is copied; with O(write_recovery_conf) only the standby configuration is ensured.
+  - Before the first change a journal is made durable in C(<target_pgdata>/pgops_rewind/) and the
+    target's C(pg_control) is set aside, so PostgreSQL will not start a half-rewound target.
+  - Must run as the owner of O(target_pgdata) (C(become_user)); it refuses root.
+options:
+  target_pgdata:
+    description: Data directory to rewind. Its server must be stopped.
+    type: path
+    required: true
+  source_server:
+    description:
+      - libpq connection string (or URI) of the running source server, normally the new primary.
+      - An ordinary, non-replication connection. A non-superuser role works when granted EXECUTE on
+        C(pg_ls_dir(text, boolean, boolean)), C(pg_stat_file(text, boolean)),
+        C(pg_read_binary_file(text)) and C(pg_read_binary_file(text, bigint, bigint, boolean)).
+      - A hot standby of the new primary may be the source too.
+      - Exactly one of O(source_server) and O(source_pgdata) is required.
+    type: str
+  source_pgdata:
+    description: Data directory of a cleanly shut down source cluster on the same host.
+    type: path
+  write_recovery_conf:
+    description:
+      - Configure the target as a standby of the source once rewound (also when no rewind is needed).
+      - PostgreSQL 11 gets C(recovery.conf) (C(standby_mode), C(primary_conninfo),
+        C(recovery_target_timeline = 'latest')); 12 and later get C(standby.signal) and
+        C(primary_conninfo) in C(postgresql.auto.conf). Existing settings are replaced, never
+        duplicated.
+    type: bool
+    default: false
+  primary_conninfo:
+    description:
+      - C(primary_conninfo) to write with O(write_recovery_conf).
+      - Default is derived from O(source_server) (without its database, kept from 17 on).
+    type: str
+  keep_files:
+    description:
+      - Paths, relative to the data directory, that are the target's own and stay as they are:
+        never copied from the source, never removed. A directory keeps everything under it.
+      - C(postgresql.auto.conf) copied from the source (when not kept) loses its upstream settings
+        (C(primary_conninfo), C(primary_slot_name), recovery targets).
+    type: list
+    elements: str
+    default: [postgresql.conf, pg_hba.conf, pg_ident.conf, postgresql.auto.conf]
+  ensure_shutdown:
+    description:
+      - When the target was not shut down cleanly (crash, C(immediate) stop), first finish its crash
+        recovery by running its own C(postgres) in single-user mode.
+      - When false, such a target is refused.
+    type: bool
+    default: true
+  bindir:
+    description:
+      - Directory with the target's PostgreSQL binaries (C(postgres)), for crash recovery and
+        O(restore_target_wal).
+      - Found automatically in the usual package locations when not given.
+    type: path
+  config_file:
+    description: Server configuration file of the target when it lives outside the data directory
+      (Debian's C(/etc/postgresql/...)), for the C(postgres) runs.
+    type: path
+  restore_command:
+    description:
+      - Shell command that fetches a WAL segment the target no longer has (C(%f) file name, C(%p)
+        destination path), as in C(restore_command).
+      - Used only for segments missing from the target's C(pg_wal).
+    type: str
+  restore_target_wal:
+    description: Use the target's own configured C(restore_command) for missing WAL segments.
+    type: bool
+    default: false
+  tablespace_mapping:
+    description:
+      - Where tablespaces created on the source after the fork go on this host, as
+        C({source location: target location}). Unmapped ones use the source's location.
+    type: dict
+    default: {}
+  parallel:
+    description: Number of connections used to fetch from a O(source_server).
+    type: int
+    default: 1
+  sync:
+    description: fsync what was written before declaring the rewind done. Turn off only for tests.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: A real dry run. Reads everything, plans, and returns the plan summary; writes nothing.
+  diff_mode:
+    support: full
+    details: Returns per-action file counts and the files that cost the most to fetch.
+  platform:
+    platforms: posix
+requirements:
+  - psycopg2 on the managed node, for O(source_server)
+notes:
+  - The target needs data checksums or C(wal_log_hints = on) (from before the failover) and the
+    source C(full_page_writes = on).
+  - Without the C(crc32c) Python package on the managed node, WAL checksums are computed in pure
+    Python, which is much slower.
+seealso:
+  - module: pgops.rewind.pg_rewind_info
+  - name: pg_rewind
+    description: PostgreSQL's own tool, which this module re-implements.
+    link: https://www.postgresql.org/docs/current/app-pgrewind.html
+author:
+  - pgops.rewind developers
+"""
+
+EXAMPLES = r"""
+- name: Rewind the old primary from the new one and make it a standby
+  pgops.rewind.pg_rewind:
+    target_pgdata: /var/lib/postgresql/16/main
+    config_file: /etc/postgresql/16/main/postgresql.conf
+    source_server: "host=db2.example.com port=5432 user=rewind dbname=postgres"
+    write_recovery_conf: true
+    primary_conninfo: "host=db2.example.com port=5432 user=replicator application_name=db1"
+  become: true
+  become_user: postgres
+
+- name: What would a rewind copy? (dry run)
+  pgops.rewind.pg_rewind:
+    target_pgdata: /var/lib/postgresql/16/main
+    source_server: "{{ new_primary_conninfo }}"
+  check_mode: true
+  diff: true
+  become: true
+  become_user: postgres
+  register: plan
+
+- name: Fetch missing old WAL from the archive while rewinding
+  pgops.rewind.pg_rewind:
+    target_pgdata: /var/lib/pgsql/15/data
+    source_server: "{{ new_primary_conninfo }}"
+    restore_command: "pgbackrest --stanza=main archive-get %f %p"
+  become: true
+  become_user: postgres
+"""
+
+RETURN = r"""
+rewind_required:
+  description: Whether the target had to be rewound.
+  returned: always
+  type: bool
+reason:
+  description: C(diverged), C(same_timeline) or C(target_is_ancestor).
+  returned: always
+  type: str
+divergence:
+  description: Where the histories fork (null on the same timeline).
+  returned: always
+  type: dict
+  contains:
+    timeline: {description: Last common timeline., type: int}
+    lsn: {description: First WAL location not shared., type: str}
+last_common_checkpoint:
+  description: Checkpoint replay restarts from (null when no rewind was needed).
+  returned: always
+  type: dict
+  contains:
+    lsn: {description: Checkpoint record location., type: str}
+    timeline: {description: Its timeline., type: int}
+    redo: {description: Where replay starts., type: str}
+min_recovery_point:
+  description: The target stays in recovery until it has replayed this far (the source's WAL
+    position when the rewind finished).
+  returned: when rewound
+  type: dict
+files:
+  description: Files per action.
+  returned: when a rewind is (or would be) done
+  type: dict
+  contains:
+    copied: {description: Copied whole., type: int}
+    copied_tail: {description: Relation files extended with the source's tail., type: int}
+    copied_blocks: {description: Relation files patched block by block., type: int}
+    truncated: {description: Relation files cut to the source's size., type: int}
+    removed: {description: Removed (only on the target)., type: int}
+    created: {description: Directories and tablespace links created., type: int}
+    kept: {description: Kept as the target has them (keep_files, WAL replay needs)., type: int}
+blocks_copied:
+  description: Changed blocks copied from the source.
+  returned: when a rewind is (or would be) done
+  type: int
+bytes_to_fetch:
+  description: Bytes the plan reads from the source.
+  returned: when a rewind is (or would be) done
+  type: int
+bytes_fetched:
+  description: Bytes actually read from the source (0 in check mode).
+  returned: when a rewind is (or would be) done
+  type: int
+wal_bytes_scanned:
+  description: Bytes of target WAL read, from the last common checkpoint to its end.
+  returned: when a rewind is (or would be) done
+  type: int
+changed_blocks:
+  description: Distinct relation blocks the target changed after the fork.
+  returned: when a rewind is (or would be) done
+  type: int
+crash_recovery:
+  description: The target was not shut down cleanly and crash recovery was run (or would be) first.
+  returned: when it happened
+  type: bool
+standby_files_written:
+  description: Standby configuration files written (or that would be) with O(write_recovery_conf).
+  returned: with O(write_recovery_conf)
+  type: list
+  elements: str
+duration_s:
+  description: Seconds per phase (facts, wal_scan, plan, copy, finish).
+  returned: always
+  type: dict
+target:
+  description: Control data of the target before the rewind (see M(pgops.rewind.pg_rewind_info)).
+  returned: always
+  type: dict
+source:
+  description: Control data of the source.
+  returned: always
+  type: dict
+error_code:
+  description: Stable code of the error, on failure (see the troubleshooting guide).
+  returned: failure
+  type: str
+  sample: target_running
+hint:
+  description: What to do about the error, on failure.
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgops.rewind.plugins.module_utils.filemap import DEFAULT_KEEP_FILES
+from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
+    protect_secrets, run_engine)
+from ansible_collections.pgops.rewind.plugins.module_utils.rewind import RewindOptions, run
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            target_pgdata=dict(type="path", required=True),
+            source_server=dict(type="str", no_log=True),
+            source_pgdata=dict(type="path"),
+            write_recovery_conf=dict(type="bool", default=False),
+            primary_conninfo=dict(type="str", no_log=True),
+            keep_files=dict(type="list", elements="str", default=list(DEFAULT_KEEP_FILES)),
+            ensure_shutdown=dict(type="bool", default=True),
+            bindir=dict(type="path"),
+            config_file=dict(type="path"),
+            restore_command=dict(type="str"),
+            restore_target_wal=dict(type="bool", default=False),
+            tablespace_mapping=dict(type="dict", default={}),
+            parallel=dict(type="int", default=1),
+            sync=dict(type="bool", default=True),
+        ),
+        required_one_of=[("source_server", "source_pgdata")],
+        mutually_exclusive=[("source_server", "source_pgdata"),
+                            ("restore_command", "restore_target_wal")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    protect_secrets(module, params["source_server"], params["primary_conninfo"])
+    if params["parallel"] < 1:
+        module.fail_json(msg="parallel must be at least 1.", error_code="bad_parameters")
+    options = RewindOptions(check_mode=module.check_mode, **params)
+    result = run_engine(module, lambda: run(options))
+    if module._diff and "files" in result:
+        result["diff"] = {"prepared": _plan_text(result)}
+    module.exit_json(**result)
+
+
+def _plan_text(result):
+    lines = ["files: " + ", ".join("%s %d" % item for item in sorted(result["files"].items())),
+             "blocks: %d, bytes to fetch: %d" % (result["blocks_copied"], result["bytes_to_fetch"])]
+    for item in result.get("largest", []):
+        lines.append("  %-9s %12d  %s" % (item["action"], item["bytes"], item["path"]))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
