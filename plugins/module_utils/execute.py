@@ -39,8 +39,11 @@ def block_ranges(blocks, max_blocks=CHUNK // BLCKSZ):
         yield start, previous - start + 1
 
 
-def fetch_requests(actions):
-    """(path, offset, length) ranges to read from the source, in plan order."""
+def fetch_requests(actions, probe_growth=False):
+    """(path, offset, length) ranges to read from the source, in plan order.
+
+    probe_growth: ask one byte past the end of every whole file, so a file that grew
+    since it was listed shows (a stopped source must not change)."""
     for act in actions:
         if act.action == COPY:
             if act.source_size < CHUNK:
@@ -49,6 +52,8 @@ def fetch_requests(actions):
             else:
                 for offset in range(0, act.source_size, CHUNK):
                     yield act.path, offset, min(CHUNK, act.source_size - offset)
+                if probe_growth:
+                    yield act.path, act.source_size, 1
         elif act.action == COPY_TAIL:
             for offset in range(act.target_size, act.source_size, CHUNK):
                 yield act.path, offset, min(CHUNK, act.source_size - offset)
@@ -76,7 +81,7 @@ def execute_plan(plan, source, target, tablespace_mapping=None, progress=None,
         target.create_empty(path)
     copied = dict.fromkeys(copies, 0)
     vanished = set()
-    for path, offset, data in source.fetch(fetch_requests(plan.actions)):
+    for path, offset, data in source.fetch(fetch_requests(plan.actions, exact_sizes)):
         if data is None:
             if path in copies and path not in vanished:
                 vanished.add(path)      # deleted on the source meanwhile: so on the target

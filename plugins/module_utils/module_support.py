@@ -27,6 +27,7 @@ def run_engine(module, work):
     except RewindError as exc:
         module.fail_json(msg=str(exc), error_code=exc.code, hint=exc.hint)
     except Exception as exc:  # a bug in the engine: say so plainly
-        module.fail_json(msg="pgops.rewind internal error: %s: %s. Nothing more was changed; "
-                             "please report this as a bug." % (type(exc).__name__, exc),
+        module.fail_json(msg="pgops.rewind internal error: %s: %s. Please report this as a bug; "
+                             "if the target was being changed, running the same task again "
+                             "completes the rewind." % (type(exc).__name__, exc),
                          error_code="internal_error", exception=traceback.format_exc())

@@ -184,6 +184,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         "changed_blocks": len(changes.blocks),
         "largest": plan.largest(),
     })
+    target.preflight(plan.actions)
     if options.check_mode:
         result["bytes_fetched"] = 0
         return

@@ -57,6 +57,36 @@ class TargetDirectory:
                 hint="Run as the data directory's owner (become_user: postgres).",
                 code="not_owner")
 
+    def preflight(self, actions) -> None:
+        """Before the point of no return: every file the plan changes must be writable and
+        every directory it adds to or removes from must allow that, or nothing is done."""
+        problems = []
+        checked_dirs = {}
+
+        def dir_ok(directory):
+            if directory not in checked_dirs:
+                checked_dirs[directory] = not os.path.isdir(directory) or \
+                    os.access(directory, os.W_OK | os.X_OK)
+            return checked_dirs[directory]
+
+        for act in actions:
+            path = self.path(act.path)
+            exists = os.path.lexists(path)
+            touches_file = act.action in ("copy", "copy_tail", "truncate") or act.blocks
+            if touches_file and exists and not os.path.islink(path) and \
+                    not os.access(path, os.W_OK):
+                problems.append(act.path)
+            elif (act.action in ("remove", "create") or (act.action == "copy" and not exists)) \
+                    and not dir_ok(os.path.dirname(path)):
+                problems.append(os.path.dirname(act.path) or ".")
+        if problems:
+            raise RefusedError(
+                "the rewind could not write %d path(s) in the target, e.g. %s; nothing was "
+                "changed." % (len(problems), ", ".join(sorted(set(problems))[:5])),
+                hint="Give the data directory's owner write access to them (they may belong "
+                     "to another user or be read-only), or list them in keep_files.",
+                code="target_not_writable")
+
     # --- paths -----------------------------------------------------------------
     def path(self, rel: str) -> str:
         """Absolute path of `rel`, which must stay inside the data directory: every

@@ -347,7 +347,7 @@ class Cluster:
 
     def wait_for_replay(self, standby: "Cluster", timeout: float = 180) -> None:
         """Wait until `standby` has replayed everything this node has written."""
-        target = self.scalar("SELECT pg_current_wal_lsn()::text")
+        target = self.current_lsn()
         standby.wait_until(
             lambda: standby.scalar("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)),
             timeout=timeout, what=f"replay of {target}")

@@ -15,17 +15,21 @@ def rewind(fo, check=False, diff=False, **args) -> dict:
     return run_module("pg_rewind", params, check=check, diff=diff)
 
 
-def assert_follows_and_matches(fo, catalogs: bool = True) -> None:
+def assert_follows_and_matches(fo, catalogs: bool = True, writer=None) -> None:
     """Start the rewound node as a standby; it must stream from the new primary, replay
-    to its current position, and then every table must be equal."""
+    to its current position, and then every table must be equal. `writer` is where new
+    writes go when the source is itself a standby."""
     old, new = fo.old_primary, fo.new_primary
     old.start()
     new.wait_until(lambda: new.scalar(
         "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") >= 1,
         what="the rewound node streaming")
     assert old.in_recovery()
-    new.sql("CREATE TABLE IF NOT EXISTS after_rewind (id int)")
-    new.sql("INSERT INTO after_rewind VALUES (1)")
+    primary = writer or new
+    primary.sql("CREATE TABLE IF NOT EXISTS after_rewind (id int)")
+    primary.sql("INSERT INTO after_rewind VALUES (1)")
+    if writer is not None:
+        writer.wait_for_replay(new)
     new.wait_for_replay(old)
     result = compare(new, old, catalogs=catalogs)
     assert result.equal, str(result)

@@ -38,6 +38,7 @@ def diverge_old_primary(node: Cluster) -> None:
     node.sql("DROP TABLE dropped_on_old")
     node.sql("CREATE TABLE only_on_old AS SELECT generate_series(1, 1000) AS id")
     node.sql("CREATE INDEX accounts_note ON accounts (note)")
+    node.sql("VACUUM FULL history")                  # a new relfilenode on this side only
 
 
 def diverge_new_primary(node: Cluster) -> None:
@@ -45,6 +46,7 @@ def diverge_new_primary(node: Cluster) -> None:
     node.sql("UPDATE accounts SET balance = balance + 1, note = 'new' WHERE id % 7 = 0")
     node.sql("INSERT INTO history (note) SELECT 'new ' || g FROM generate_series(1, 300) g")
     node.sql("CREATE TABLE only_on_new AS SELECT generate_series(1, 500) AS id")
+    node.sql("VACUUM FULL accounts")
 
 
 def failover(bed, major: int, diverge: bool = True, checkpoint_source: bool = True,
