@@ -23,7 +23,7 @@ _BINDIR_CANDIDATES = ("/usr/lib/postgresql/{major}/bin", "/usr/pgsql-{major}/bin
 
 
 class CommandError(RewindError):
-    code = "command_failed"
+    code = "crash_recovery_failed"
 
 
 def find_postgres(major: int, bindir: str = None) -> str:

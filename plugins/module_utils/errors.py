@@ -11,6 +11,129 @@ operator what to do next. Anything else escaping the engine is a bug.
 from __future__ import annotations
 
 
+# Every error code the engine raises: (what it means, what to do). The default hint of an
+# error comes from here; docs/troubleshooting.md is generated from it.
+CATALOG = {
+    # the data directories
+    "not_a_data_directory": ("The path has no global/pg_control.",
+                             "Point target_pgdata (or source_pgdata) at a PostgreSQL data directory."),
+    "control_unreadable": ("global/pg_control cannot be read.",
+                           "Check the file's permissions; run as the data directory's owner."),
+    "control_size": ("global/pg_control is not 8192 bytes long.",
+                     "The control file is damaged: restore the node from a backup."),
+    "control_crc": ("global/pg_control fails its CRC check.",
+                    "The control file is damaged: do not rewind; restore from a backup or rebuild."),
+    "control_segsize": ("pg_control names an impossible WAL segment size.",
+                        "The control file is damaged: restore the node from a backup."),
+    "unsupported_block_size": ("The cluster was built with a block size other than 8 kB.",
+                               "Use PostgreSQL's own pg_rewind for such builds."),
+    "unsupported_version": ("The pg_control/catalog version is not PostgreSQL 11-18.",
+                            "Check the major version; this collection supports 11 to 18."),
+    # timelines
+    "history_missing": ("A timeline history file (NNNNNNNN.history) is missing.",
+                        "Copy it from the new primary's pg_wal or the WAL archive into pg_wal."),
+    "history_syntax": ("A timeline history file cannot be parsed.",
+                       "Replace it with an intact copy from the new primary or the WAL archive."),
+    "history_invalid": ("A timeline history file is inconsistent.",
+                        "Replace it with an intact copy from the new primary or the WAL archive."),
+    "no_common_ancestor": ("The source's and the target's timelines share no history.",
+                           "The nodes are not related: rebuild the target from a base backup."),
+    # WAL
+    "wal_missing": ("A WAL segment the rewind must read is not in the target's pg_wal.",
+                    "Copy it from the WAL archive into pg_wal, or set restore_command "
+                    "(or restore_target_wal: true)."),
+    "wal_corrupt": ("The target's WAL is damaged where the rewind must read it.",
+                    "Restore the named segment from the WAL archive (restore_command), or "
+                    "rebuild the node from a base backup."),
+    "wal_segment_size": ("A WAL segment file has the wrong size (truncated or foreign).",
+                         "Replace it with an intact copy from the WAL archive."),
+    "wal_end_mismatch": ("The target's WAL does not end where its control file says.",
+                         "The WAL or pg_control is inconsistent: rebuild from a base backup."),
+    "wal_unknown_special_record": ("A WAL record changes files in a way a rewind cannot track "
+                                   "(e.g. an extension's custom resource manager).",
+                                   "A rewind is not safe here: rebuild the node from a base backup."),
+    "no_common_checkpoint": ("No checkpoint record was found before the fork in the target's WAL.",
+                             "The target's WAL is incomplete: rebuild from a base backup."),
+    "bad_lsn": ("A WAL location is malformed.", "Give it as X/X in hexadecimal."),
+    # the source
+    "source_unreachable": ("The source server cannot be reached or refuses the login.",
+                           "Check source_server (host, port, user, password) and the new primary's "
+                           "pg_hba.conf."),
+    "source_permission": ("The source role may not call the file-access functions.",
+                          "GRANT EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file "
+                          "(see the docs) or use a superuser."),
+    "source_query": ("A query on the source failed.",
+                     "Check the source server's log; run again once it is healthy."),
+    "source_protocol": ("The source answered a file read inconsistently.",
+                        "Run again; if it persists, check the source server."),
+    "source_not_pgdata": ("The source is not a PostgreSQL data directory.",
+                          "Point source_pgdata at the new primary's data directory."),
+    "source_unreadable": ("A file of the local source cannot be read.",
+                          "Run as a user who can read the source data directory."),
+    "source_unclean": ("The local source data directory was not shut down cleanly.",
+                       "Stop the source server cleanly, or use source_server."),
+    "source_no_fpw": ("full_page_writes is off on the source.",
+                      "Turn full_page_writes on (the default) on the new primary and run again."),
+    "source_changed": ("The source changed in a way that makes the copy unusable.",
+                       "Keep the source stable while the rewind runs, then run the same task "
+                       "again: it completes the interrupted rewind."),
+    "source_timeline_changed": ("The source moved to a new timeline while the rewind ran.",
+                                "Run the same task again: it completes against the new timeline."),
+    "missing_psycopg2": ("psycopg2 is not installed on the target host.",
+                         "Install python3-psycopg2 (or psycopg2-binary), or use source_pgdata."),
+    "unsafe_path": ("The source listed a path outside the data directory.",
+                    "The source is not a sound data directory: check it before rewinding."),
+    # preconditions
+    "different_system": ("Source and target are different database systems.",
+                         "Point the source at the new primary of this very cluster."),
+    "different_version": ("Source and target run different PostgreSQL majors.",
+                          "Both sides must run the same major version."),
+    "different_layout": ("Source and target differ in block or segment sizes.",
+                         "They cannot be the same cluster: check the source."),
+    "no_hint_protection": ("The target has neither data checksums nor wal_log_hints.",
+                           "Rebuild this node from a base backup; enable wal_log_hints (or "
+                           "checksums) on every node so the next failover can be rewound."),
+    "target_running": ("The target server is running.",
+                       "Stop it first; the role pgops.rewind.pg_rewind does that for you."),
+    "target_unclean": ("The target was not shut down cleanly.",
+                       "Set ensure_shutdown: true (the default), or start and stop it cleanly."),
+    "target_ahead": ("On the same timeline, the target's WAL goes further than the source's.",
+                     "Check the source is the promoted new primary; otherwise rebuild the target."),
+    "target_not_writable": ("Files the rewind must change are not writable by the owner.",
+                            "Fix their ownership or mode, or list them in keep_files."),
+    "type_mismatch": ("A path is a file on one side and a directory or link on the other.",
+                      "Make the target's layout match the source's and run again."),
+    "rewind_interrupted": ("The target holds an unfinished rewind.",
+                           "Run the same rewind task again to complete it."),
+    "run_as_root": ("The rewind was started as root.",
+                    "Run as the data directory's owner (become_user: postgres)."),
+    "not_owner": ("The rewind was started by a user who does not own the data directory.",
+                  "Run as the data directory's owner (become_user: postgres)."),
+    "bad_parameters": ("The module's parameters contradict each other.",
+                       "Fix the parameters as the message says."),
+    # external programs
+    "no_postgres_binary": ("The target's own postgres binary was not found.",
+                           "Give bindir: the directory with the target major's binaries."),
+    "crash_recovery_failed": ("Single-user crash recovery of the target failed.",
+                              "Start the target once by hand to finish recovery, stop it "
+                              "cleanly, and run again."),
+    "show_setting_failed": ("Reading a setting with postgres -C failed.",
+                            "Check config_file and bindir; or give restore_command directly."),
+    "no_restore_command": ("restore_target_wal is set but the target has no restore_command.",
+                           "Configure restore_command on the target, or pass restore_command."),
+    "restore_command_invalid": ("restore_command uses a placeholder a rewind cannot fill.",
+                                "Use only %f, %p and %%."),
+    "restore_command_failed": ("restore_command crashed or restored a file of the wrong size.",
+                               "Run the command by hand for the named segment and fix it."),
+    # writing the target
+    "target_write": ("Writing to the target failed mid-way.",
+                     "Fix the cause (disk space, permissions) and run the same task again: "
+                     "it completes the rewind."),
+    "internal_error": ("A bug in pgops.rewind.",
+                       "Report it; running the same task again completes an interrupted rewind."),
+}
+
+
 class RewindError(Exception):
     """An error an operator can act on."""
 
@@ -20,10 +143,12 @@ class RewindError(Exception):
     def __init__(self, message, hint=None, code=None, **details):
         super().__init__(message)
         self.message = message
-        if hint is not None:
-            self.hint = hint
         if code is not None:
             self.code = code
+        if hint is not None:
+            self.hint = hint
+        elif self.code in CATALOG:
+            self.hint = CATALOG[self.code][1]
         self.details = details
 
     def __str__(self):
@@ -36,36 +161,30 @@ class RewindError(Exception):
 
 
 class ControlFileError(RewindError):
-    code = "control_file"
-    hint = ("Check that the path is a PostgreSQL data directory of a supported major "
-            "(11-18) and that global/pg_control is intact.")
+    code = "not_a_data_directory"
 
 
 class TimelineError(RewindError):
-    code = "timeline"
+    code = "history_invalid"
 
 
 class WalError(RewindError):
     """The WAL cannot be read where it must be: corrupt, from another cluster, or cut short."""
 
     code = "wal_corrupt"
-    hint = ("The target's WAL is damaged or incomplete here; restore the named segment "
-            "from a WAL archive, or rebuild the node from a base backup.")
 
 
 class MissingWalError(WalError):
     """A WAL segment the rewind must read is not there."""
 
     code = "wal_missing"
-    hint = ("Copy the segment into the target's pg_wal from your WAL archive, or give "
-            "restore_command (or restore_target_wal: true) so the rewind can fetch it.")
 
 
 class SourceError(RewindError):
-    code = "source"
+    code = "source_query"
 
 
 class RefusedError(RewindError):
     """A precondition does not hold; nothing was changed."""
 
-    code = "refused"
+    code = "bad_parameters"

@@ -61,21 +61,19 @@ def fetch_requests(actions, probe_growth=False):
             yield act.path, first * BLCKSZ, count * BLCKSZ
 
 
-def execute_plan(plan, source, target, tablespace_mapping=None, progress=None,
-                 exact_sizes=False) -> ExecutionStats:
+def execute_plan(plan, source, target, progress=None, exact_sizes=False) -> ExecutionStats:
     """Apply `plan` to `target` (a TargetDirectory) with data from `source`.
 
     exact_sizes: the source is stopped, so a whole file must come back exactly as
     long as it was listed (else it changed underneath us: refuse).
     """
     stats = ExecutionStats()
-    mapping = tablespace_mapping or {}
     for act in plan.actions:
         if act.action == CREATE:
             if act.kind == DIRECTORY:
                 target.mkdir(act.path)
             else:
-                target.symlink(act.path, mapping.get(act.link_target, act.link_target))
+                target.symlink(act.path, act.link_target)
     copies = {act.path: act for act in plan.actions if act.action == COPY}
     for path in copies:
         target.create_empty(path)

@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
@@ -45,7 +45,6 @@ class RewindOptions:
     config_file: Optional[str] = None
     restore_command: Optional[str] = None
     restore_target_wal: bool = False
-    tablespace_mapping: dict = field(default_factory=dict)
     parallel: int = 1
     sync: bool = True
     check_mode: bool = False
@@ -70,6 +69,9 @@ def run(options: RewindOptions) -> dict:
     if bool(options.source_server) == bool(options.source_pgdata):
         raise RefusedError("give exactly one of source_server or source_pgdata.",
                            code="bad_parameters")
+    if options.write_recovery_conf and not (options.primary_conninfo or options.source_server):
+        raise RefusedError("write_recovery_conf needs primary_conninfo when the source is a "
+                           "local data directory.", code="bad_parameters")
     pgdata = os.path.abspath(options.target_pgdata)
     if not os.path.isdir(pgdata):
         raise RefusedError("target_pgdata %s is not a directory." % pgdata,
@@ -197,8 +199,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
                    "source_timeline": facts.source_timeline},
                   changes.blocks, target.dir_mode)
     with timer("copy"):
-        stats = execute_plan(plan, source, target, options.tablespace_mapping,
-                             exact_sizes=isinstance(source, LocalSource))
+        stats = execute_plan(plan, source, target, exact_sizes=isinstance(source, LocalSource))
         _install_restored_wal(restore, facts.keep_wal, target)
         _sanitize_copied_auto_conf(plan, pgdata, target)
     result["bytes_fetched"] = stats.bytes_fetched
@@ -268,12 +269,8 @@ def _finish(pgdata, target, source, facts):
 
 
 def _standby_configuration(options, pgdata, target, control, result):
-    conninfo = options.primary_conninfo
-    if not conninfo:
-        if not options.source_server:
-            raise RefusedError("write_recovery_conf needs primary_conninfo when the source is "
-                               "a local data directory.", code="bad_parameters")
-        conninfo = derive_primary_conninfo(options.source_server, keep_dbname=control.major >= 17)
+    conninfo = options.primary_conninfo or derive_primary_conninfo(
+        options.source_server, keep_dbname=control.major >= 17)
     changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo)
     if not options.check_mode:
         for rel, text in sorted(changes.items()):

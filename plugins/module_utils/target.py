@@ -293,6 +293,4 @@ def check_not_running(root: str) -> None:
 
 class WriteError(RewindError):
     code = "target_write"
-    hint = ("The target is half-rewound and cannot start as a primary; fix the cause "
-            "(disk space, permissions) and run the same task again to complete it.")
 

@@ -90,12 +90,6 @@ options:
     description: Use the target's own configured C(restore_command) for missing WAL segments.
     type: bool
     default: false
-  tablespace_mapping:
-    description:
-      - Where tablespaces created on the source after the fork go on this host, as
-        C({source location: target location}). Unmapped ones use the source's location.
-    type: dict
-    default: {}
   parallel:
     description: Number of connections used to fetch from a O(source_server).
     type: int
@@ -118,6 +112,9 @@ requirements:
 notes:
   - The target needs data checksums or C(wal_log_hints = on) (from before the failover) and the
     source C(full_page_writes = on).
+  - Tablespaces keep the target's own locations. A tablespace the source created after the fork
+    is created at the source's location, which must be usable on the target host (WAL replay
+    would create it there anyway).
   - Without the C(crc32c) Python package on the managed node, WAL checksums are computed in pure
     Python, which is much slower.
 seealso:
@@ -274,7 +271,6 @@ def main():
             config_file=dict(type="path"),
             restore_command=dict(type="str"),
             restore_target_wal=dict(type="bool", default=False),
-            tablespace_mapping=dict(type="dict", default={}),
             parallel=dict(type="int", default=1),
             sync=dict(type="bool", default=True),
         ),
