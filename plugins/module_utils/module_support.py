@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 
 from .errors import RewindError
-from .source import secrets_of
+from .libpq_source import secrets_of
 
 
 def protect_secrets(module, *conninfos) -> None:

@@ -26,7 +26,8 @@ from .facts import gather_facts, scan_target_changes, target_facts
 from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
 from .journal import Journal
 from .lsn import format_lsn
-from .source import LibpqSource, LocalSource, list_datadir, open_source
+from .libpq_source import LibpqSource
+from .source import LocalSource, list_datadir, open_source
 from .standby import derive_primary_conninfo, standby_files, without_recovery_settings
 from .target import (BACKUP_LABEL, TargetDirectory, backup_label_text, check_not_running,
                      is_pending_rewind, rewound_control_file)
@@ -93,7 +94,7 @@ def run(options: RewindOptions) -> dict:
             if control is None:       # check mode with an unclean target: stop here
                 result["duration_s"] = timer.durations
                 return result
-            source = open_source(options.source_server, options.source_pgdata)
+            source = open_source(options.source_server, options.source_pgdata, options.parallel)
             restore = _restore_command(options, control, pgdata, restore_dir)
             facts = gather_facts(pgdata, control, source, restore)
             _check_source(source, facts)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 
-from .source import HAS_PSYCOPG2, psycopg2
+from .libpq_source import HAS_PSYCOPG2, psycopg2
 
 # Settings that tie a node to one upstream: stale when copied from another node.
 RECOVERY_SETTINGS = ("primary_conninfo", "primary_slot_name", "promote_trigger_file",

@@ -25,6 +25,26 @@ from .lsn import format_lsn, segment_name
 BACKUP_LABEL = "backup_label"
 
 
+class WriteError(RewindError):
+    code = "target_write"
+
+
+def _wrap_os_errors(method):
+    """An OSError while writing becomes a WriteError that names the path (the task can be
+    run again once the cause is fixed)."""
+    def wrapper(self, rel, *args):
+        try:
+            return method(self, rel, *args)
+        except RewindError:
+            raise
+        except OSError as exc:
+            raise WriteError("could not %s %s in the target: %s"
+                             % (method.__name__.replace("_", " "), rel, exc.strerror)) from None
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
 class TargetDirectory:
     def __init__(self, root: str, sync: bool = True):
         self.root = os.path.abspath(root)
@@ -130,10 +150,12 @@ class TargetDirectory:
             self._dirty_dirs.add(os.path.dirname(path))
         return self._handle
 
+    @_wrap_os_errors
     def create_empty(self, rel: str) -> None:
         """Create `rel` or cut it to nothing (before a whole-file copy)."""
         self._open(rel, truncate=True)
 
+    @_wrap_os_errors
     def write(self, rel: str, offset: int, data) -> None:
         handle = self._open(rel)
         view = memoryview(data)
@@ -143,10 +165,12 @@ class TargetDirectory:
             view = view[written:]
             self.bytes_written += written
 
+    @_wrap_os_errors
     def truncate(self, rel: str, size: int) -> None:
         handle = self._open(rel)
         os.ftruncate(handle, size)
 
+    @_wrap_os_errors
     def remove(self, rel: str, kind: str) -> None:
         path = self.path(rel)
         if self._handle_path == rel:
@@ -161,6 +185,7 @@ class TargetDirectory:
         self._dirty_files.discard(rel)
         self._dirty_dirs.add(os.path.dirname(path))
 
+    @_wrap_os_errors
     def mkdir(self, rel: str) -> None:
         path = self.path(rel)
         if not os.path.isdir(path):
@@ -168,6 +193,7 @@ class TargetDirectory:
             os.chmod(path, self.dir_mode)       # not narrowed by the umask
             self._dirty_dirs.add(os.path.dirname(path))
 
+    @_wrap_os_errors
     def symlink(self, rel: str, link_target: str) -> None:
         """A tablespace link; the directory it points to is created when missing."""
         path = self.path(rel)
@@ -177,6 +203,7 @@ class TargetDirectory:
             os.symlink(link_target, path)
             self._dirty_dirs.add(os.path.dirname(path))
 
+    @_wrap_os_errors
     def replace_file(self, rel: str, data: bytes) -> None:
         """Write a small file atomically (temp file + rename), durably when syncing."""
         self.close()
@@ -290,7 +317,4 @@ def check_not_running(root: str) -> None:
                                 "pgops.rewind.pg_rewind does this for you.",
                            code="target_running")
 
-
-class WriteError(RewindError):
-    code = "target_write"
 

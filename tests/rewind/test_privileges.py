@@ -1,0 +1,56 @@
+"""A non-superuser source role granted just the four file-access functions is enough,
+over several connections at once, on a primary and on a hot standby."""
+
+import pytest
+
+from support.rewound import assert_follows_and_matches, rewind
+from support.scenarios import Failover, diverge_old_primary, failover, seed
+
+GRANTS = """
+CREATE ROLE rewind_user LOGIN;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind_user;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO rewind_user;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO rewind_user;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewind_user;
+"""
+
+
+def _conninfo(node, user="rewind_user"):
+    return "host=127.0.0.1 port=%d user=%s dbname=postgres" % (node.port, user)
+
+
+@pytest.mark.parametrize("major", [11, 13, 15, 18])
+def test_non_superuser_role_over_parallel_connections(bed, collection, major):
+    fo = failover(bed, major)
+    fo.new_primary.sql(GRANTS)
+    result = rewind(fo, source_server=_conninfo(fo.new_primary), parallel=3,
+                    primary_conninfo=fo.new_primary.conninfo())
+    assert not result["failed"], result.get("msg")
+    assert result["bytes_fetched"] > 0
+    assert_follows_and_matches(fo)
+
+
+def test_missing_grants_are_named(bed, collection):
+    fo = failover(bed, 16)
+    fo.new_primary.sql("CREATE ROLE weak LOGIN")
+    result = rewind(fo, source_server=_conninfo(fo.new_primary, "weak"),
+                    primary_conninfo=fo.new_primary.conninfo())
+    assert result["failed"] and result["error_code"] == "source_permission"
+    assert "pg_read_binary_file" in result["hint"]
+
+
+@pytest.mark.parametrize("major", [12, 17])
+def test_non_superuser_on_a_hot_standby_source(bed, collection, major):
+    a, b = bed.primary_and_standby(major)
+    a.sql(GRANTS)                       # replicated to the standby b
+    seed(a)
+    c = bed.adopt(b.create_standby("cascade"))
+    a.wait_for_replay(b)
+    b.wait_for_replay(c)
+    c.promote()
+    diverge_old_primary(c)
+    c.stop()
+    fo = Failover(c, b)
+    result = rewind(fo, source_server=_conninfo(b), parallel=2, primary_conninfo=b.conninfo())
+    assert not result["failed"], result.get("msg")
+    assert_follows_and_matches(fo, writer=a)
