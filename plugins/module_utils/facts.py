@@ -19,6 +19,7 @@ from .controlfile import CONTROL_PATH, ControlFile, read_control_file
 from .errors import RefusedError
 from .filemap import STATE_DIR
 from .lsn import format_lsn
+from .server_status import replay_lag_bytes, server_status
 from .source import LocalSource
 from .timeline import Divergence, find_divergence, history_of
 from .wal import SegmentDirectory, WalReader
@@ -158,13 +159,19 @@ def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None) ->
         reader.close()
 
 
-def inspect(target_pgdata: str, source=None) -> dict:
-    """Everything pg_rewind_info reports: the target's control data and, given a source,
-    whether a rewind is needed and how much work it is. Changes nothing."""
+def inspect(target_pgdata: str, source=None, target_server: str = None) -> dict:
+    """Everything pg_rewind_info reports: the target's control data, the state of its
+    running server (given target_server) and, given a source, whether a rewind is needed
+    and how much work it is. Changes nothing."""
     target = target_facts(target_pgdata)
     result = {"target": target.summary()}
+    if target_server:
+        result["server"] = server_status(target_server)
     if source is None:
         return result
+    if target_server and source.is_running and result["server"].get("in_recovery"):
+        position = format_lsn(source.wal_position(source.control_file()))
+        result["server"]["replay_lag_bytes"] = replay_lag_bytes(result["server"], position)
     facts = gather_facts(target_pgdata, target, source)
     result["source"] = facts.source.summary()
     result.update(facts.summary())

@@ -36,6 +36,11 @@ options:
       - Data directory of a cleanly shut down source cluster on the same host.
       - Mutually exclusive with O(source_server).
     type: path
+  target_server:
+    description:
+      - libpq connection string of the target's own server, when it may be running.
+      - Adds RV(server) to the result (is it running, a standby, streaming, how far behind).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -167,6 +172,29 @@ file_events:
   description: Counts of records that create, truncate or drop files or databases after the checkpoint.
   returned: when a source is given
   type: dict
+server:
+  description: State of the target's running server.
+  returned: when O(target_server) is given
+  type: dict
+  contains:
+    running: {description: Whether a connection succeeded., type: bool}
+    error: {description: Why not, when it did not., type: str}
+    in_recovery: {description: The server is a standby., type: bool}
+    timeline: {description: Timeline it writes or receives., type: int}
+    wal_position: {description: Current WAL location (replayed, for a standby)., type: str}
+    wal_receiver:
+      description: Its WAL receiver (null when none runs).
+      type: dict
+      contains:
+        status: {description: pg_stat_wal_receiver status., type: str, sample: streaming}
+        streaming: {description: status is streaming., type: bool}
+        sender_host: {description: Upstream host., type: str}
+        sender_port: {description: Upstream port., type: int}
+        slot_name: {description: Replication slot used., type: str}
+        timeline: {description: Timeline received., type: int}
+    replay_lag_bytes:
+      description: Bytes of the source's WAL not yet replayed (with a running source).
+      type: int
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
@@ -192,17 +220,18 @@ def main():
             target_pgdata=dict(type="path", required=True),
             source_server=dict(type="str", no_log=True),
             source_pgdata=dict(type="path"),
+            target_server=dict(type="str", no_log=True),
         ),
         mutually_exclusive=[("source_server", "source_pgdata")],
         supports_check_mode=True,
     )
     params = module.params
-    protect_secrets(module, params["source_server"])
+    protect_secrets(module, params["source_server"], params["target_server"])
 
     def work():
         source = open_source(params["source_server"], params["source_pgdata"])
         try:
-            return inspect(params["target_pgdata"], source)
+            return inspect(params["target_pgdata"], source, params["target_server"])
         finally:
             if source is not None:
                 source.close()

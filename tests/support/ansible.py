@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from .env import COLLECTIONS_PATH, REPO, VENV_PYTHON, pg_os_user
@@ -25,7 +26,6 @@ def ansible_env(extra: dict | None = None) -> dict:
         "ANSIBLE_PIPELINING": "1",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
-        "ANSIBLE_REMOTE_TMP": "/tmp/.ansible-remote",
     })
     env.update(extra or {})
     return env
@@ -60,3 +60,28 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
     result["_stdout"] = proc.stdout
     result["_stderr"] = proc.stderr
     return result
+
+
+def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = False,
+                 diff: bool = False, inventory: str = "localhost,", timeout: float = 1800,
+                 env: dict | None = None) -> dict:
+    """Run a playbook (a path); returns rc, output and the recap counts per host."""
+    cmd = [str(VENV_PYTHON.parent / "ansible-playbook"), "-i", inventory, playbook,
+           "-e", "ansible_python_interpreter=%s" % VENV_PYTHON]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    environment = ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+                               "ANSIBLE_FORCE_COLOR": "0", **(env or {})})
+    proc = subprocess.run(cmd, env=environment, capture_output=True, text=True,
+                          timeout=timeout, cwd=str(REPO))
+    recap = {}
+    for line in proc.stdout.splitlines():
+        match = re.match(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", line.strip())
+        if match:
+            recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
+                                                                       match.group(2))}
+    return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "recap": recap}

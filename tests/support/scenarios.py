@@ -52,7 +52,8 @@ def diverge_new_primary(node: Cluster) -> None:
 def failover(bed, major: int, diverge: bool = True, checkpoint_source: bool = True,
              stop_mode: str = "fast", **init_args) -> Failover:
     """Primary + streaming standby; the standby is promoted; both write; the old primary
-    is stopped. Returns both nodes (the new primary still running)."""
+    is stopped (stop_mode None: left running). Returns both nodes (the new primary still
+    running)."""
     primary, standby = bed.primary_and_standby(major, **init_args)
     seed(primary)
     primary.wait_for_replay(standby)
@@ -62,7 +63,8 @@ def failover(bed, major: int, diverge: bool = True, checkpoint_source: bool = Tr
     if diverge:
         diverge_old_primary(primary)
         diverge_new_primary(standby)
-    primary.stop(mode=stop_mode)
+    if stop_mode:
+        primary.stop(mode=stop_mode)
     return Failover(primary, standby)
 
 

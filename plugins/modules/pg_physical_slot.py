@@ -1,0 +1,86 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_physical_slot
+short_description: Ensure a physical replication slot exists on the new primary
+version_added: 0.1.0
+description:
+  - Creates (or drops) a physical replication slot, reserving WAL from the moment it is created,
+    so a rewound standby that uses it never misses WAL it still needs.
+  - Used by the role M(pgops.rewind.pg_rewind) when O(name) is set to be created.
+options:
+  server:
+    description: libpq connection string of the new primary (a role with REPLICATION or superuser).
+    type: str
+    required: true
+  name:
+    description: Slot name (lower-case letters, digits, underscores).
+    type: str
+    required: true
+  state:
+    description: Whether the slot should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - psycopg2 on the managed node
+author:
+  - pgops.rewind developers
+"""
+
+EXAMPLES = r"""
+- name: A slot for the rejoining node
+  pgops.rewind.pg_physical_slot:
+    server: "host=db2.example.com user=replicator dbname=postgres"
+    name: db1
+"""
+
+RETURN = r"""
+slot_name:
+  description: The slot.
+  returned: success
+  type: str
+active:
+  description: Whether a standby is using it right now.
+  returned: success
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
+    protect_secrets, run_engine)
+from ansible_collections.pgops.rewind.plugins.module_utils.slots import ensure_physical_slot
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            server=dict(type="str", required=True, no_log=True),
+            name=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    protect_secrets(module, params["server"])
+    result = run_engine(module, lambda: ensure_physical_slot(
+        params["server"], params["name"], params["state"] == "present", module.check_mode))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
