@@ -8,6 +8,11 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: setup test demo clean
 
+# The main job on this machine: a primary/standby pair is built, failed over, diverged,
+# and the old primary is rejoined by the role (PG_MAJOR=11..18, default 15).
+demo: setup
+	$(VENV_BIN)/python scripts/demo.py
+
 setup:
 	@scripts/setup.sh
 
