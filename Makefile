@@ -18,7 +18,7 @@ setup:
 
 # The whole suite: packaging, the test bed on every major, the engine, the modules.
 test: setup
-	$(VENV_BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(VENV_BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 clean:
 	rm -rf tests/output .pytest_cache

@@ -11,6 +11,35 @@ from support.bed import Bed
 from support.env import ALL_MAJORS
 
 
+def pytest_configure(config):
+    """Fresh test output for every run (the controller only, before workers start)."""
+    from support.env import OUTPUT
+    if not hasattr(config, "workerinput"):
+        for name in ("secret-leaks.txt", "ansible.log"):
+            (OUTPUT / name).unlink(missing_ok=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No secret anywhere: every module result and warning (ansible.log), every saved
+    output and every server log (checked as each test bed closes)."""
+    from support.env import OUTPUT, TEST_PASSWORD
+    if hasattr(session.config, "workerinput") or not OUTPUT.is_dir():
+        return
+    leaks = []
+    if (OUTPUT / "secret-leaks.txt").exists():
+        leaks += (OUTPUT / "secret-leaks.txt").read_text().splitlines()
+    for path in OUTPUT.rglob("*"):
+        if path.is_file() and path.name != "secret-leaks.txt" and \
+                TEST_PASSWORD in path.read_text(errors="replace"):
+            leaks.append(str(path.relative_to(OUTPUT)))
+    checked = (OUTPUT / "ansible.log").exists()
+    print("\nsecret check: %s (%s)" % ("LEAKED in " + ", ".join(leaks) if leaks else "clean",
+                                      "ansible.log and saved outputs" if checked
+                                      else "no module ran"))
+    if leaks:
+        session.exitstatus = 1
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         item.add_marker(pytest.mark.timeout(1200))

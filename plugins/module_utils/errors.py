@@ -77,6 +77,10 @@ CATALOG = {
     "source_changed": ("The source changed in a way that makes the copy unusable.",
                        "Keep the source stable while the rewind runs, then run the same task "
                        "again: it completes the interrupted rewind."),
+    "source_history_changed": ("The source's timeline history no longer contains the fork an "
+                               "interrupted rewind started from.",
+                               "The target cannot be completed against this source: rebuild it "
+                               "from a base backup of the new primary."),
     "source_timeline_changed": ("The source moved to a new timeline while the rewind ran.",
                                 "Run the same task again: it completes against the new timeline."),
     "missing_psycopg2": ("psycopg2 is not installed on the target host.",

@@ -21,7 +21,7 @@ from .filemap import STATE_DIR
 from .lsn import format_lsn
 from .server_status import replay_lag_bytes, server_status
 from .source import LocalSource
-from .timeline import Divergence, find_divergence, history_of
+from .timeline import Divergence, TimelineEntry, find_divergence, history_of
 from .wal import SegmentDirectory, WalReader
 from .walscan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
                       scan_changes)
@@ -188,3 +188,37 @@ def inspect(target_pgdata: str, source=None, target_server: str = None) -> dict:
         result.update({"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
                        "wal_records": 0, "file_events": {}})
     return result
+
+
+def journal_state(facts: RewindFacts) -> dict:
+    """What a rewind must remember to be completed later from its journal."""
+    lcc = facts.last_common_checkpoint
+    return {
+        "divergence": {"tli": facts.divergence.tli, "lsn": facts.divergence.lsn},
+        "last_common_checkpoint": {"lsn": lcc.lsn, "tli": lcc.tli, "redo": lcc.redo},
+        "keep_wal": sorted(facts.keep_wal),
+        "target_history": [[e.tli, e.begin, e.end] for e in facts.target_history],
+        "target_wal_end": facts.target_wal_end,
+        "source_system_identifier": str(facts.source.system_identifier),
+    }
+
+
+def facts_from_journal(state: dict, target: ControlFile, source) -> RewindFacts:
+    """The facts of an interrupted rewind: what the target did comes from the journal
+    (its WAL may be gone), what the source is now is asked again."""
+    source_control = source.control_file()
+    check_compatible(target, source_control)
+    source_tli = source.current_timeline(source_control)
+    source_history = history_of(source_tli, source.read_file, "source")
+    target_history = [TimelineEntry(*entry) for entry in state["target_history"]]
+    divergence = find_divergence(source_history, target_history)
+    saved = state["divergence"]
+    if (divergence.tli, divergence.lsn) != (saved["tli"], saved["lsn"]):
+        raise RefusedError(
+            "the source's history no longer forks from the target at %s on timeline %d, "
+            "where the interrupted rewind started." % (format_lsn(saved["lsn"]), saved["tli"]),
+            code="source_history_changed")
+    return RewindFacts(target, source_control, target.timeline, source_tli, target_history,
+                       source_history, state["target_wal_end"], True, DIVERGED, divergence,
+                       LastCommonCheckpoint(**state["last_common_checkpoint"]),
+                       set(state["keep_wal"]))

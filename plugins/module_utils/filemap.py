@@ -164,6 +164,21 @@ def _kept(path: str, keep_files) -> bool:
     return any(path == keep or path.startswith(keep.rstrip("/") + "/") for keep in keep_files)
 
 
+_TABLESPACE_LINK = re.compile(r"^pg_tblspc/[1-9][0-9]*$")
+
+
+def check_sane_entry(path: str, entry: FileEntry, relseg_bytes: int) -> None:
+    """Sizes a real data directory can have; anything else is a broken or hostile source."""
+    if entry.size < 0 or (relseg_bytes and entry.size > relseg_bytes and
+                          _REL.match(path) is not None):
+        raise SourceError("the source lists %s with an impossible size of %d bytes."
+                          % (path, entry.size), code="unsafe_path")
+    if entry.kind == SYMLINK and entry.link_target is not None and \
+            not entry.link_target.startswith("/"):
+        raise SourceError("the source lists %s as a link to a relative path %r."
+                          % (path, entry.link_target), code="unsafe_path")
+
+
 def check_safe_path(path: str) -> None:
     """A path from a listing must stay inside the data directory."""
     if (not path or path.startswith("/") or "\0" in path or "\\" in path
@@ -177,9 +192,12 @@ def build_plan(source: dict, target: dict, changed: ChangedBlocks, tablespace_di
                keep_wal=(), keep_files=DEFAULT_KEEP_FILES) -> Plan:
     """One action per path from the source and target listings ({path: FileEntry})."""
     keep_wal = {"pg_wal/" + name for name in keep_wal}
+    relseg_bytes = changed.relseg_size * BLCKSZ
     actions = []
     for path in sorted(set(source) | set(target)):
         check_safe_path(path)
+        if path in source:
+            check_sane_entry(path, source[path], relseg_bytes)
         act = decide(path, source.get(path), target.get(path), tablespace_dir, keep_wal,
                      keep_files)
         if act is None:
@@ -219,6 +237,9 @@ def decide(path, src: Optional[FileEntry], tgt: Optional[FileEntry], tablespace_
     if tgt is None:
         if src.kind == FILE:
             return FileAction(path, COPY, source_size, 0, FILE)
+        if src.kind == SYMLINK and not _TABLESPACE_LINK.match(path):
+            raise SourceError("the source lists a symbolic link %s; only tablespace links "
+                              "(pg_tblspc/<oid>) are created." % path, code="unsafe_path")
         return FileAction(path, CREATE, 0, 0, src.kind, src.link_target)
     if src is None:
         if path in keep_wal:
@@ -230,8 +251,14 @@ def decide(path, src: Optional[FileEntry], tgt: Optional[FileEntry], tablespace_
                            hint="Make the target's file layout match the source's (for "
                                 "example a symlinked directory) and run again.",
                            code="type_mismatch")
-    if src.kind != FILE or path.endswith("PG_VERSION"):
+    if src.kind != FILE:
         return None
+    if path.endswith("PG_VERSION"):
+        # Never overwritten (PostgreSQL's rule) -- unless the target's copy is not whole,
+        # as when a rewind that was creating it was interrupted.
+        if target_size == source_size:
+            return None
+        return FileAction(path, COPY, source_size, target_size, FILE)
     if relation_segment(path, tablespace_dir) is None:
         return FileAction(path, COPY, source_size, target_size, FILE)
     if target_size < source_size:

@@ -13,9 +13,11 @@ completes the work from it, even if the target's own WAL is gone by then.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
+from . import faults
 from .blockmap import ChangedBlocks
 from .controlfile import CONTROL_PATH
 from .filemap import STATE_DIR
@@ -33,7 +35,28 @@ class Journal:
         self.sync = sync
 
     def exists(self) -> bool:
-        return os.path.exists(os.path.join(self.dir, STATE_FILE))
+        return os.path.isdir(self.dir)
+
+    def begun(self) -> bool:
+        """The target's pg_control was set aside: the rewind had started changing it."""
+        return os.path.exists(os.path.join(self.dir, ORIGINAL_CONTROL))
+
+    def original_control(self) -> bytes:
+        with open(os.path.join(self.dir, ORIGINAL_CONTROL), "rb") as handle:
+            return handle.read()
+
+    def finished(self) -> bool:
+        """The new pg_control is in place (the rewind's last, atomic step happened)."""
+        want = self.load().get("final_control_sha256")
+        try:
+            with open(os.path.join(self.pgdata, CONTROL_PATH), "rb") as handle:
+                return bool(want) and hashlib.sha256(handle.read()).hexdigest() == want
+        except FileNotFoundError:
+            return False
+
+    def discard(self) -> None:
+        """Drop a journal whose rewind never started changing the target."""
+        self.complete()
 
     def _write(self, name: str, data: bytes) -> None:
         path = os.path.join(self.dir, name)
@@ -58,18 +81,21 @@ class Journal:
         """Make the journal durable, then take pg_control out of place: from here on
         PostgreSQL will not start the target until the rewind is complete."""
         os.makedirs(self.dir, dir_mode, exist_ok=True)
+        faults.step("journal")
         self._write(BLOCKS_FILE, blocks.to_bytes())
         self._write(STATE_FILE, json.dumps(dict(state, format=FORMAT), indent=1,
                                            sort_keys=True).encode())
         self._sync_dir(self.dir)
         self._sync_dir(self.pgdata)
         control = os.path.join(self.pgdata, CONTROL_PATH)
+        faults.step("set pg_control aside")
         if os.path.exists(control):
             os.replace(control, os.path.join(self.dir, ORIGINAL_CONTROL))
             self._sync_dir(os.path.dirname(control))
             self._sync_dir(self.dir)
 
     def update(self, **changes) -> None:
+        faults.step("journal update")
         state = self.load()
         state.update(changes)
         self._write(STATE_FILE, json.dumps(state, indent=1, sort_keys=True).encode())
@@ -84,6 +110,7 @@ class Journal:
 
     def complete(self) -> None:
         """The rewind is done (the new pg_control is in place): drop the journal."""
+        faults.step("journal complete")
         for name in os.listdir(self.dir):
             os.unlink(os.path.join(self.dir, name))
         os.rmdir(self.dir)

@@ -19,18 +19,17 @@ from typing import Optional
 
 from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
-from .controlfile import CONTROL_PATH
-from .errors import RefusedError, SourceError
+from .controlfile import parse_control_file
+from .errors import RefusedError
 from .execute import execute_plan
-from .facts import gather_facts, scan_target_changes, target_facts
+from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
+    target_facts
+from .finish import finish, standby_configuration
 from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
 from .journal import Journal
-from .lsn import format_lsn
-from .libpq_source import LibpqSource
 from .source import LocalSource, list_datadir, open_source
-from .standby import derive_primary_conninfo, standby_files, without_recovery_settings
-from .target import (BACKUP_LABEL, TargetDirectory, backup_label_text, check_not_running,
-                     is_pending_rewind, rewound_control_file)
+from .standby import without_recovery_settings
+from .target import TargetDirectory, check_not_running, is_pending_rewind
 
 
 @dataclass
@@ -81,11 +80,13 @@ def run(options: RewindOptions) -> dict:
     result = {"changed": False}
     target = TargetDirectory(pgdata, sync=options.sync)
     target.check_writer()
-    if Journal(pgdata).exists():
-        raise RefusedError("%s holds an interrupted rewind; resuming it is not supported by "
-                           "this version." % pgdata,
-                           hint="Rebuild the node from a base backup.", code="rewind_interrupted")
     check_not_running(pgdata)
+    journal = Journal(pgdata, sync=options.sync)
+    if journal.exists():
+        if journal.begun():
+            return _resume(options, pgdata, target, journal, timer, result)
+        if not options.check_mode:
+            journal.discard()       # interrupted before it changed anything: start afresh
     restore_dir = tempfile.mkdtemp(prefix="pgops-rewind-wal-")
     source = None
     try:
@@ -103,8 +104,8 @@ def run(options: RewindOptions) -> dict:
         result["source"] = facts.source.summary()
         if facts.rewind_required:
             _rewind(options, pgdata, target, source, facts, restore, timer, result)
-        if options.write_recovery_conf:
-            _standby_configuration(options, pgdata, target, control, result)
+        elif options.write_recovery_conf:
+            standby_configuration(options, pgdata, target, control, result)
     finally:
         if source is not None:
             source.close()
@@ -191,23 +192,66 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
     if options.check_mode:
         result["bytes_fetched"] = 0
         return
-    lcc = facts.last_common_checkpoint
     journal = Journal(pgdata, sync=options.sync)
-    journal.begin({"divergence": facts.divergence.as_dict(),
-                   "last_common_checkpoint": lcc.as_dict(),
-                   "keep_wal": sorted(facts.keep_wal),
-                   "source_system_identifier": str(facts.source.system_identifier),
-                   "source_timeline": facts.source_timeline},
-                  changes.blocks, target.dir_mode)
+    journal.begin(journal_state(facts), changes.blocks, target.dir_mode)
     with timer("copy"):
         stats = execute_plan(plan, source, target, exact_sizes=isinstance(source, LocalSource))
         _install_restored_wal(restore, facts.keep_wal, target)
         _sanitize_copied_auto_conf(plan, pgdata, target)
     result["bytes_fetched"] = stats.bytes_fetched
     with timer("finish"):
-        end_lsn, end_tli = _finish(pgdata, target, source, facts)
-        journal.complete()
-    result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
+        finish(options, pgdata, target, source, facts, journal, result)
+
+
+def _resume(options, pgdata, target, journal, timer, result):
+    """Complete a rewind that was interrupted after it began changing the target, from
+    its journal (the target's own WAL after the fork is no longer needed)."""
+    result.update(changed=True, resumed=True, rewind_required=True, reason="diverged")
+    control = target_original = parse_control_file(journal.original_control(),
+                                                   "the journal's copy of the target pg_control")
+    if journal.finished():
+        if options.check_mode:
+            return result
+        journal.complete()          # only the clean-up was left
+        result["resumed_from"] = "finish"
+        if options.write_recovery_conf:
+            standby_configuration(options, pgdata, target, control, result)
+        result["duration_s"] = timer.durations
+        return result
+    state = journal.load()
+    source = open_source(options.source_server, options.source_pgdata, options.parallel)
+    try:
+        with timer("facts"):
+            facts = facts_from_journal(state, target_original, source)
+            _check_source(source, facts)
+        result.update(facts.summary())
+        result["target"] = control.summary()
+        result["source"] = facts.source.summary()
+        result["resumed_from"] = "copy"
+        blocks = journal.load_blocks()
+        with timer("plan"):
+            plan = build_plan(source.list_files(), list_datadir(pgdata), blocks,
+                              control.fmt.tablespace_dir, facts.keep_wal,
+                              tuple(options.keep_files))
+        summary = plan.summary()
+        result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
+                      bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
+                      largest=plan.largest(), wal_bytes_scanned=0)
+        target.preflight(plan.actions)
+        if options.check_mode:
+            result["bytes_fetched"] = 0
+            return result
+        with timer("copy"):
+            stats = execute_plan(plan, source, target,
+                                 exact_sizes=isinstance(source, LocalSource))
+            _sanitize_copied_auto_conf(plan, pgdata, target)
+        result["bytes_fetched"] = stats.bytes_fetched
+        with timer("finish"):
+            finish(options, pgdata, target, source, facts, journal, result)
+    finally:
+        source.close()
+    result["duration_s"] = timer.durations
+    return result
 
 
 def _install_restored_wal(restore, keep_wal, target):
@@ -234,48 +278,3 @@ def _sanitize_copied_auto_conf(plan, pgdata, target):
         cleaned = without_recovery_settings(text)
         if cleaned != text:
             target.replace_file("postgresql.auto.conf", cleaned.encode())
-
-
-def _finish(pgdata, target, source, facts):
-    """backup_label at the last common checkpoint and a control file that keeps the
-    target in recovery until it has replayed past everything copied."""
-    after = source.control_file()
-    if after.system_identifier != facts.source.system_identifier:
-        raise SourceError("the source changed identity during the rewind.",
-                          code="source_changed")
-    if isinstance(source, LocalSource) and after.raw != facts.source.raw:
-        raise SourceError("the source data directory was modified during the rewind.",
-                          hint="Keep the source stopped while the rewind runs, and run again.",
-                          code="source_changed")
-    if isinstance(source, LibpqSource):
-        now = source.current_timeline(after)
-        if now != facts.source_timeline:
-            raise SourceError("the source moved from timeline %d to %d during the rewind."
-                              % (facts.source_timeline, now),
-                              hint="Run the rewind again: it continues against the new "
-                                   "timeline.", code="source_timeline_changed")
-    end_lsn, end_tli = source.end_of_wal(after)
-    lcc = facts.last_common_checkpoint
-    redo, tli, checkpoint = lcc.redo, lcc.tli, lcc.lsn
-    if facts.source.checkpoint_copy.redo < redo:
-        # A standby source whose restartpoint lags: its files may be older still.
-        first = facts.source
-        redo, tli, checkpoint = (first.checkpoint_copy.redo, first.checkpoint_copy.timeline,
-                                 first.checkpoint)
-    seg = facts.target.xlog_seg_size
-    target.sync()
-    target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint, seg).encode())
-    target.replace_file(CONTROL_PATH, rewound_control_file(after, end_lsn, end_tli))
-    return end_lsn, end_tli
-
-
-def _standby_configuration(options, pgdata, target, control, result):
-    conninfo = options.primary_conninfo or derive_primary_conninfo(
-        options.source_server, keep_dbname=control.major >= 17)
-    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo)
-    if not options.check_mode:
-        for rel, text in sorted(changes.items()):
-            target.replace_file(rel, text.encode())
-    result["standby_files_written"] = sorted(changes)
-    if changes:
-        result["changed"] = True

@@ -18,6 +18,7 @@ import stat
 import time
 
 from .controlfile import DB_IN_ARCHIVE_RECOVERY, ControlFile, updated_control_file
+from . import faults
 from .errors import RefusedError, RewindError
 from .filemap import DIRECTORY, check_safe_path
 from .lsn import format_lsn, segment_name
@@ -31,8 +32,9 @@ class WriteError(RewindError):
 
 def _wrap_os_errors(method):
     """An OSError while writing becomes a WriteError that names the path (the task can be
-    run again once the cause is fixed)."""
+    run again once the cause is fixed). Every such change is a step for fault injection."""
     def wrapper(self, rel, *args):
+        faults.step("%s %s" % (method.__name__, rel))
         try:
             return method(self, rel, *args)
         except RewindError:

@@ -5,7 +5,7 @@ import pytest
 from support.ansible import run_module
 from support.scenarios import failover
 
-PASSWORD = "s3cr3t-Rewind-pw"
+from support.env import TEST_PASSWORD as PASSWORD
 
 
 def _history_switchpoint(node):

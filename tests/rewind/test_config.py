@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from support.env import TEST_PASSWORD
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import failover
 
@@ -75,7 +76,7 @@ def test_standby_configuration_is_replaced_not_appended(bed, collection, major):
 
 
 def test_password_in_source_conninfo_reaches_the_standby_not_the_output(bed, collection):
-    secret = "Rewind-Pass-123"
+    secret = TEST_PASSWORD
     fo = failover(bed, 16)
     fo.new_primary.sql("CREATE ROLE rewinder SUPERUSER LOGIN PASSWORD %s", (secret,))
     with open(fo.new_primary.datadir / "pg_hba.conf", "w") as hba:

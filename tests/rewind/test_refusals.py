@@ -13,7 +13,7 @@ from support.env import CACHE, VENV_PYTHON
 from support.rewound import rewind
 from support.scenarios import failover
 
-PASSWORD = "Wrong-But-Secret-42"
+from support.env import TEST_PASSWORD as PASSWORD
 
 
 @pytest.fixture

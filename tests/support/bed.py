@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .cluster import Cluster
-from .env import REPO
+from .env import OUTPUT, REPO, TEST_PASSWORD
 
 _LIVE: set["Bed"] = set()
 
@@ -44,6 +44,11 @@ class Bed:
     def close(self, keep_logs: bool = False) -> None:
         for node in self.clusters:
             node.kill()
+        for node in self.clusters:      # server logs vanish with the bed: check them now
+            if node.logfile.exists() and TEST_PASSWORD in node.logfile.read_text(errors="replace"):
+                OUTPUT.mkdir(parents=True, exist_ok=True)
+                with open(OUTPUT / "secret-leaks.txt", "a") as leaks:
+                    leaks.write("%s: server log of %s\n" % (self.label, node.name))
         if keep_logs:
             dest = REPO / "tests" / "output" / self.label
             dest.mkdir(parents=True, exist_ok=True)

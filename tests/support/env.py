@@ -17,6 +17,10 @@ CACHE = Path(os.environ.get("PGOPS_CACHE_DIR", REPO / ".cache")).resolve()
 VENV_PYTHON = CACHE / "venv" / "bin" / "python"
 COLLECTIONS_PATH = CACHE / "collections"
 DEBIAN_BINDIR = Path("/usr/lib/postgresql")
+OUTPUT = REPO / "tests" / "output"
+# The one password the tests give PostgreSQL roles; it must never show up in any
+# module result, warning, error or log of the suite (checked when the session ends).
+TEST_PASSWORD = "pgops-Test-Secret-7391"
 
 
 class TestBedError(RuntimeError):

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The last steps of a rewind, in the order that keeps it safe to interrupt.
+
+Data files are made durable; backup_label sends replay back to the last common
+checkpoint; the standby configuration is written; then the new pg_control (the
+source's, in archive recovery until the source's current end of WAL) replaces the
+one set aside: that single rename is the moment the rewind is complete. Until then
+PostgreSQL cannot start the target; after it, it starts only to replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .controlfile import CONTROL_PATH
+from .errors import SourceError
+from .libpq_source import LibpqSource
+from .lsn import format_lsn
+from .source import LocalSource
+from .standby import derive_primary_conninfo, standby_files
+from .target import BACKUP_LABEL, backup_label_text, rewound_control_file
+
+
+def finish(options, pgdata, target, source, facts, journal, result) -> None:
+    after = source.control_file()
+    if after.system_identifier != facts.source.system_identifier:
+        raise SourceError("the source changed identity during the rewind.",
+                          code="source_changed")
+    if isinstance(source, LocalSource) and after.raw != facts.source.raw:
+        raise SourceError("the source data directory was modified during the rewind.",
+                          code="source_changed")
+    if isinstance(source, LibpqSource):
+        now = source.current_timeline(after)
+        if now != facts.source_timeline:
+            raise SourceError("the source moved from timeline %d to %d during the rewind."
+                              % (facts.source_timeline, now), code="source_timeline_changed")
+    end_lsn, end_tli = source.end_of_wal(after)
+    lcc = facts.last_common_checkpoint
+    redo, tli, checkpoint = lcc.redo, lcc.tli, lcc.lsn
+    if facts.source.checkpoint_copy.redo < redo:
+        # A standby source whose restartpoint lags: its files may be older still.
+        first = facts.source
+        redo, tli, checkpoint = (first.checkpoint_copy.redo, first.checkpoint_copy.timeline,
+                                 first.checkpoint)
+    target.sync()
+    target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint,
+                                                        facts.target.xlog_seg_size).encode())
+    if options.write_recovery_conf:
+        standby_configuration(options, pgdata, target, facts.target, result)
+    control = rewound_control_file(after, end_lsn, end_tli)
+    journal.update(final_control_sha256=hashlib.sha256(control).hexdigest())
+    target.replace_file(CONTROL_PATH, control)          # the rewind is complete
+    journal.complete()
+    result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
+
+
+def standby_configuration(options, pgdata, target, control, result) -> None:
+    """recovery.conf (11) or standby.signal + primary_conninfo (12+), only what changes."""
+    conninfo = options.primary_conninfo or derive_primary_conninfo(
+        options.source_server, keep_dbname=control.major >= 17)
+    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo)
+    if not options.check_mode:
+        for rel, text in sorted(changes.items()):
+            target.replace_file(rel, text.encode())
+    result["standby_files_written"] = sorted(changes)
+    if changes:
+        result["changed"] = True

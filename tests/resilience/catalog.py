@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""The faults and bad inputs the tests inject, how, and the outcome they assert.
+
+docs/faults.md is rendered from this table (`python tests/resilience/catalog.py >
+docs/faults.md`); test_fault_table.py checks the two agree and that every test named
+here exists, so the document cannot drift from what is actually tested.
+"""
+
+from __future__ import annotations
+
+FAULTS = [
+    # (fault or bad input, how the tests inject it, outcome asserted, test)
+    ("kill -9 during the copy (3 random points per scenario, 4 scenarios on 11/14/15/18)",
+     "PGOPS_REWIND_FAULT=kill:N at the N-th change, seeded",
+     "`pg_ctl start` fails (pg_control is set aside); the rerun completes; the node streams "
+     "and all data equals the new primary", "resilience/test_kill.py::test_killed_at_any_point_then_completed"),
+    ("kill -9 in the finish: backup_label, standby configuration, journal update, new "
+     "pg_control, journal removal", "PGOPS_REWIND_FAULT=kill@<step>",
+     "before the new pg_control: start fails; after it: the node starts only in recovery; "
+     "the rerun completes", "resilience/test_kill.py::test_killed_at_any_point_then_completed"),
+    ("kill -9 while the journal is being written (before the first change)", "kill:N, N <= 2",
+     "the target is unchanged; the rerun discards the stub journal and starts afresh",
+     "resilience/test_kill.py::test_killed_at_any_point_then_completed"),
+    ("source connection terminated mid-copy", "pg_terminate_backend() while the rewind is "
+     "paused (PGOPS_REWIND_FAULT=pause)", "error `source_changed`; start fails; the rerun "
+     "completes", "resilience/test_source_faults.py::test_connection_dropped_mid_copy"),
+    ("source restarted mid-copy", "pg_ctl restart while paused", "error `source_changed`; "
+     "the rerun completes", "resilience/test_source_faults.py::test_source_restarted_mid_copy"),
+    ("source promoted again mid-rewind", "the standby serving as source is promoted while "
+     "paused", "error `source_timeline_changed`; the rerun completes on the new timeline",
+     "resilience/test_source_faults.py::test_source_promoted_again_mid_rewind"),
+    ("local source file growing while copied", "a process appends to it",
+     "error `source_changed` naming the file",
+     "rewind/test_scenarios.py::test_growing_source_file_is_refused"),
+    ("source of another system", "a separate cluster", "refused `different_system`; target "
+     "byte-for-byte unchanged", "rewind/test_refusals.py::test_different_system"),
+    ("target still running", "server started and frozen (SIGSTOP)", "refused "
+     "`target_running`; unchanged", "rewind/test_refusals.py::test_target_running"),
+    ("target without checksums or wal_log_hints", "initdb without either", "refused "
+     "`no_hint_protection`; unchanged",
+     "rewind/test_refusals.py::test_no_checksums_nor_wal_log_hints"),
+    ("target crashed, ensure_shutdown false", "immediate stop", "refused `target_unclean`; "
+     "unchanged", "rewind/test_scenarios.py::test_crashed_target_without_ensure_shutdown_is_refused"),
+    ("source unreachable", "a closed port", "refused `source_unreachable`; unchanged",
+     "rewind/test_refusals.py::test_source_unreachable"),
+    ("wrong password", "scram-sha-256 with a wrong password", "refused `source_unreachable`; "
+     "the password appears nowhere; unchanged", "rewind/test_refusals.py::test_wrong_password"),
+    ("target WAL missing, no restore_command", "segments moved to an archive",
+     "refused `wal_missing` naming the segment; unchanged; with restore_command it completes",
+     "rewind/test_scenarios.py::test_restore_command_fetches_missing_target_wal"),
+    ("corrupt target WAL", "bytes flipped in a record the scan reads", "refused "
+     "`wal_corrupt`; unchanged", "rewind/test_refusals.py::test_corrupt_target_wal"),
+    ("source with full_page_writes off", "ALTER SYSTEM + reload", "refused `source_no_fpw`; "
+     "unchanged", "rewind/test_refusals.py::test_source_without_full_page_writes"),
+    ("target file the owner cannot write", "chown root", "refused `target_not_writable` "
+     "before any change; unchanged", "rewind/test_refusals.py::test_unwritable_target_file"),
+    ("run as root / as another user", "become: false / user nobody", "refused `run_as_root` "
+     "/ `not_owner`; unchanged", "rewind/test_refusals.py::test_run_as_another_user"),
+    ("truncated, zero-filled, wrong-magic, foreign-timeline, foreign-system WAL pages; "
+     "missing segment; bad record CRC", "damaged copies of real segments",
+     "a WalError naming the segment and LSN", "integration/test_bad_wal.py::test_zero_filled_page"),
+    ("control file with a bad CRC, unknown version, wrong size; no data directory",
+     "damaged copies of a real pg_control", "ControlFileError naming the file",
+     "integration/test_controlfile.py::test_bad_crc_and_unknown_version_are_clear_errors"),
+    ("malformed or missing timeline history", "hand-written history files",
+     "TimelineError naming the file", "unit/test_timeline.py::test_malformed_history_is_a_clear_error"),
+    ("listing with `..`, absolute paths, symlinks outside, relative tablespace links, "
+     "impossible sizes", "hand-written listings (a real server cannot produce them)",
+     "refused `unsafe_path`; nothing written",
+     "unit/test_hostile_source.py::test_paths_leaving_the_data_directory_are_refused"),
+    ("symlink planted inside the target", "base/5 -> a directory outside", "refused "
+     "`unsafe_path`; nothing written outside",
+     "unit/test_hostile_source.py::test_no_write_through_a_symlink_planted_in_the_target"),
+    ("fuzzed pg_control, history files, WAL segments and records", "hypothesis, 150 "
+     "mutations of real bytes each", "only the engine's own errors; each read ends in "
+     "seconds", "unit/test_fuzz.py::test_wal_reader_on_mutated_segments"),
+    ("the test password", "every role the tests create uses it", "never in a module "
+     "result, warning, error, saved output or server log", "conftest.py::pytest_sessionfinish"),
+]
+
+
+def render() -> str:
+    lines = ["# Faults and bad inputs",
+             "",
+             "Generated from `tests/resilience/catalog.py`; every row is asserted by the "
+             "named test on real clusters. `PGOPS_REWIND_FAULT` is the engine's "
+             "fault-injection hook (`plugins/module_utils/faults.py`), inert unless set.",
+             "",
+             "| Fault or bad input | How it is injected | Outcome (asserted) | Test |",
+             "| --- | --- | --- | --- |"]
+    for fault, how, outcome, test in FAULTS:
+        lines.append("| %s | %s | %s | `tests/%s` |" % (fault, how, outcome, test))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

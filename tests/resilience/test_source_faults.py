@@ -1,0 +1,95 @@
+"""The source misbehaves in the middle of a rewind: the connection is cut, the server
+restarts, or it is promoted again. Each is detected and reported clearly; the target
+stays unstartable as a primary; running the rewind again completes it."""
+
+import json
+import os
+import time
+
+import pytest
+
+from support.engine import run_cli
+from support.rewound import assert_follows_and_matches
+from support.scenarios import Failover, diverge_old_primary, failover, seed
+
+PAUSE_AT = 30      # a change early in the copy, while most of it is still to come
+
+
+def _paused_rewind(bed, fo, source):
+    """Start the rewind, pausing it in the middle of the copy; returns (process, marker)."""
+    os.chmod(bed.home, 0o777)
+    marker = bed.home / "paused"
+    params = {"target_pgdata": str(fo.old_primary.datadir), "source_server": source.conninfo(),
+              "write_recovery_conf": True, "sync": False}
+    proc = run_cli("rewind", params, fault="pause:%d:%s" % (PAUSE_AT, marker), background=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the rewind never reached the pause"
+        time.sleep(0.05)
+    return proc, marker, params
+
+
+def _finish_run(proc, marker):
+    marker.unlink()
+    out = proc.stdout.read()
+    proc.wait(timeout=600)
+    return proc.returncode, json.loads(out)
+
+
+def _cannot_start_as_primary(node):
+    proc = node.pg_ctl("-l", node.logfile, "-w", "-t", "30", "start", check=False)
+    assert proc.returncode != 0 and not node.is_alive()
+
+
+def _complete(fo, params):
+    result = run_cli("rewind", params)
+    assert result["_rc"] == 0, result
+    assert result["resumed"] is True
+    assert_follows_and_matches(fo)
+
+
+@pytest.mark.parametrize("major", [13, 17])
+def test_connection_dropped_mid_copy(bed, collection, major):
+    fo = failover(bed, major)
+    proc, marker, params = _paused_rewind(bed, fo, fo.new_primary)
+    killed = fo.new_primary.scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'pgops_rewind'")
+    assert killed >= 1
+    rc, result = _finish_run(proc, marker)
+    assert rc == 1 and result["error_code"] == "source_changed", result
+    assert "lost the connection" in result["msg"] and "run the same task again" in result["msg"]
+    _cannot_start_as_primary(fo.old_primary)
+    _complete(fo, params)
+
+
+def test_source_restarted_mid_copy(bed, collection):
+    fo = failover(bed, 16)
+    proc, marker, params = _paused_rewind(bed, fo, fo.new_primary)
+    fo.new_primary.restart()
+    rc, result = _finish_run(proc, marker)
+    assert rc == 1 and result["error_code"] == "source_changed", result
+    _cannot_start_as_primary(fo.old_primary)
+    _complete(fo, params)
+
+
+def test_source_promoted_again_mid_rewind(bed, collection):
+    """The source is a standby of the new primary and is itself promoted while the
+    rewind runs: its timeline changes under the rewind."""
+    primary, standby = bed.primary_and_standby(15)
+    seed(primary)
+    primary.wait_for_replay(standby)
+    standby.promote()
+    diverge_old_primary(primary)
+    primary.stop()
+    second = bed.adopt(standby.create_standby("second"))
+    standby.sql("INSERT INTO history (note) VALUES ('before the second promotion')")
+    standby.wait_for_replay(second)
+    fo = Failover(primary, second)
+    proc, marker, params = _paused_rewind(bed, fo, second)
+    second.promote()
+    rc, result = _finish_run(proc, marker)
+    assert rc == 1 and result["error_code"] == "source_timeline_changed", result
+    _cannot_start_as_primary(primary)
+    _complete(fo, params)

@@ -1,0 +1,37 @@
+"""Run the engine's command line (the same code path as the modules) as the data
+directory's owner, optionally with a fault injected."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from .env import COLLECTIONS_PATH, VENV_PYTHON, run_as_kwargs
+
+CLI = "ansible_collections.pgops.rewind.plugins.module_utils.cli"
+
+
+def run_cli(command: str, params: dict, fault: str | None = None, timeout: float = 1200,
+            background: bool = False):
+    """The result dict (with "_rc", "_stderr"); or the Popen when background."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(COLLECTIONS_PATH), "LANG": "C.UTF-8",
+           "HOME": "/tmp"}
+    if fault:
+        env["PGOPS_REWIND_FAULT"] = fault
+    cmd = [str(VENV_PYTHON), "-m", CLI, command, "--json", "-"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd="/tmp",
+                            **run_as_kwargs())
+    if background:
+        proc.stdin.write(json.dumps(params))
+        proc.stdin.close()
+        return proc
+    out, err = proc.communicate(json.dumps(params), timeout=timeout)
+    try:
+        result = json.loads(out) if out.strip() else {}
+    except ValueError:
+        result = {"_unparsed": out}
+    result["_rc"] = proc.returncode
+    result["_stderr"] = err
+    return result
