@@ -94,6 +94,22 @@ class ChangedBlocks:
         if start is not None:
             yield start, previous - start + 1
 
+    def merge(self, other: "ChangedBlocks") -> None:
+        """Add every block of `other` (same segment size)."""
+        for key, theirs in other._maps.items():
+            mine = self._maps.get(key)
+            if mine is None:
+                self._maps[key] = bytearray(theirs)
+                self._count += sum(bin(byte).count("1") for byte in theirs)
+                continue
+            if len(mine) < len(theirs):
+                mine.extend(bytes(len(theirs) - len(mine)))
+            for index, byte in enumerate(theirs):
+                new = byte & ~mine[index]
+                if new:
+                    mine[index] |= new
+                    self._count += bin(new).count("1")
+
     def memory_bytes(self) -> int:
         return sum(len(bitmap) for bitmap in self._maps.values())
 

@@ -10,10 +10,14 @@ arrives, so memory holds one batch of chunks at a time whatever the rewind's siz
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 
 from .errors import SourceError
-from .filemap import BLCKSZ, COPY, COPY_TAIL, CREATE, DIRECTORY, FILE, REMOVE, TRUNCATE
+from .filemap import BLCKSZ, COPY, COPY_TAIL, CREATE, DIRECTORY, FILE, REMOVE, TRUNCATE, Plan
+
+DIGEST_MAX_SIZE = 64 << 20     # larger files are copied without comparing first
 
 CHUNK = 1 << 20
 
@@ -59,6 +63,35 @@ def fetch_requests(actions, probe_growth=False):
                 yield act.path, offset, min(CHUNK, act.source_size - offset)
         for first, count in block_ranges(act.blocks):
             yield act.path, first * BLCKSZ, count * BLCKSZ
+
+
+def file_digest(path: str):
+    """md5 of a local file (what PostgreSQL's md5() gives for its contents), or None."""
+    digest = hashlib.md5()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def drop_identical_copies(plan: Plan, source, target_root: str) -> tuple:
+    """Whole-file copies of files the target already has byte for byte are dropped:
+    the source checksums its copy (md5, only 32 bytes travel), the target's is
+    checksummed here. Returns (plan, files skipped, bytes not copied)."""
+    candidates = [a for a in plan.actions if a.action == COPY and a.target_size == a.source_size
+                  and 0 < a.source_size <= DIGEST_MAX_SIZE]
+    if not candidates:
+        return plan, 0, 0
+    theirs = source.digests([(a.path, a.source_size) for a in candidates])
+    same = {a.path for a in candidates
+            if theirs.get(a.path) and
+            theirs[a.path] == file_digest(os.path.join(target_root, a.path))}
+    kept = [a for a in plan.actions if not (a.action == COPY and a.path in same)]
+    skipped = sum(a.source_size for a in candidates if a.path in same)
+    return Plan(kept), len(same), skipped
 
 
 def execute_plan(plan, source, target, progress=None, exact_sizes=False) -> ExecutionStats:

@@ -23,8 +23,9 @@ from .server_status import replay_lag_bytes, server_status
 from .source import LocalSource
 from .timeline import Divergence, TimelineEntry, find_divergence, history_of
 from .wal import SegmentDirectory, WalReader
+from .walcopy import WalCopyRule
 from .walscan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
-                      scan_changes)
+                      scan_changes, scan_changes_parallel)
 
 # Why a rewind is or is not needed.
 SAME_TIMELINE = "same_timeline"          # nothing forked
@@ -46,6 +47,21 @@ class RewindFacts:
     divergence: Optional[Divergence] = None
     last_common_checkpoint: Optional[LastCommonCheckpoint] = None
     keep_wal: set = field(default_factory=set)   # target segments replay may still need
+
+    def replay_start(self) -> tuple:
+        """(redo, timeline, checkpoint) replay of the rewound target starts from: the last
+        common checkpoint -- or a standby source's older restartpoint, whose files may
+        be older still."""
+        lcc = self.last_common_checkpoint
+        source = self.source.checkpoint_copy
+        if source.redo < lcc.redo:
+            return source.redo, source.timeline, self.source.checkpoint
+        return lcc.redo, lcc.tli, lcc.lsn
+
+    def wal_copy_rule(self, source_end: int) -> WalCopyRule:
+        common = self.target_history[:self.divergence.target_index + 1]
+        return WalCopyRule(self.target.xlog_seg_size, self.replay_start()[0],
+                           self.divergence.lsn, frozenset(e.tli for e in common), source_end)
 
     def summary(self) -> dict:
         result = {
@@ -149,12 +165,27 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         reader.close()
 
 
-def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None) -> TargetChanges:
-    """Read the target's WAL from the last common checkpoint to its end."""
-    reader = target_reader(target_pgdata, facts.target, facts.target_history, restore)
+PARALLEL_SCAN_MIN_SEGMENTS = 8
+
+
+def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
+                        workers: int = 1, progress=None) -> TargetChanges:
+    """Read the target's WAL from the last common checkpoint to its end (split over
+    `workers` processes when there is enough of it)."""
+    start, end = facts.last_common_checkpoint.lsn, facts.target_wal_end
+    seg = facts.target.xlog_seg_size
+
+    def open_reader():
+        return target_reader(target_pgdata, facts.target, facts.target_history, restore)
+
+    if workers > 1 and restore is None and (end - start) // seg >= PARALLEL_SCAN_MIN_SEGMENTS:
+        return scan_changes_parallel(open_reader, start, end, facts.target.fmt,
+                                     facts.target.relseg_size, workers)
+    reader = open_reader()
+    if progress is not None:
+        reader.on_chunk = lambda lsn: progress.update(max(0, lsn - start))
     try:
-        return scan_changes(reader, facts.last_common_checkpoint.lsn, facts.target_wal_end,
-                            facts.target.fmt, facts.target.relseg_size)
+        return scan_changes(reader, start, end, facts.target.fmt, facts.target.relseg_size)
     finally:
         reader.close()
 

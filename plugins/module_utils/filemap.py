@@ -189,8 +189,9 @@ def check_safe_path(path: str) -> None:
 
 
 def build_plan(source: dict, target: dict, changed: ChangedBlocks, tablespace_dir: str,
-               keep_wal=(), keep_files=DEFAULT_KEEP_FILES) -> Plan:
-    """One action per path from the source and target listings ({path: FileEntry})."""
+               keep_wal=(), keep_files=DEFAULT_KEEP_FILES, wal_rule=None) -> Plan:
+    """One action per path from the source and target listings ({path: FileEntry});
+    `wal_rule` (walcopy.WalCopyRule) spares WAL segments replay does not need."""
     keep_wal = {"pg_wal/" + name for name in keep_wal}
     relseg_bytes = changed.relseg_size * BLCKSZ
     actions = []
@@ -202,6 +203,13 @@ def build_plan(source: dict, target: dict, changed: ChangedBlocks, tablespace_di
                      keep_files)
         if act is None:
             continue
+        if wal_rule is not None and act.action in (COPY, REMOVE) and path.startswith("pg_wal/"):
+            special = wal_rule.decide(path, path in source, act.source_size == act.target_size
+                                      and path in target)
+            if special == "skip":
+                continue
+            if special == "keep":
+                act.action = KEEP
         if act.relation and act.action in (NONE, TRUNCATE, COPY_TAIL):
             segment = relation_segment(path, tablespace_dir)
             limit = min(act.source_size, act.target_size) // BLCKSZ

@@ -37,13 +37,7 @@ def finish(options, pgdata, target, source, facts, journal, result) -> None:
             raise SourceError("the source moved from timeline %d to %d during the rewind."
                               % (facts.source_timeline, now), code="source_timeline_changed")
     end_lsn, end_tli = source.end_of_wal(after)
-    lcc = facts.last_common_checkpoint
-    redo, tli, checkpoint = lcc.redo, lcc.tli, lcc.lsn
-    if facts.source.checkpoint_copy.redo < redo:
-        # A standby source whose restartpoint lags: its files may be older still.
-        first = facts.source
-        redo, tli, checkpoint = (first.checkpoint_copy.redo, first.checkpoint_copy.timeline,
-                                 first.checkpoint)
+    redo, tli, checkpoint = facts.replay_start()
     target.sync()
     target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint,
                                                         facts.target.xlog_seg_size).encode())

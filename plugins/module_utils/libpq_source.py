@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import re
+import struct
 import threading
 
 from .errors import SourceError
@@ -108,14 +109,17 @@ class LibpqSource(Source):
                 cur.execute(sql, params)
                 return cur.fetchall()
         except psycopg2.Error as exc:
-            text = self._scrub(exc)
-            if "permission denied" in text:
-                raise SourceError("could not %s: %s" % (what, text), hint=_GRANTS_HINT,
-                                  code="source_permission") from None
-            if conn.closed or isinstance(exc, psycopg2.OperationalError):
-                raise SourceError("lost the connection to the source while trying to %s: %s"
-                                  % (what, text), code="source_changed") from None
-            raise SourceError("could not %s: %s" % (what, text), code="source_query") from None
+            self._run_failed(conn, exc, what)
+
+    def _run_failed(self, conn, exc, what):
+        text = self._scrub(exc)
+        if "permission denied" in text:
+            raise SourceError("could not %s: %s" % (what, text), hint=_GRANTS_HINT,
+                              code="source_permission") from None
+        if conn.closed or isinstance(exc, psycopg2.OperationalError):
+            raise SourceError("lost the connection to the source while trying to %s: %s"
+                              % (what, text), code="source_changed") from None
+        raise SourceError("could not %s: %s" % (what, text), code="source_query") from None
 
     def query(self, sql, params=None, what="query the source"):
         return self._run(self.conn, sql, params, what)
@@ -160,6 +164,14 @@ class LibpqSource(Source):
             lsn = self.query("SELECT pg_catalog.pg_current_wal_lsn()::text")[0][0]
         return parse_lsn(lsn) if lsn else 0
 
+    def wal_files_end(self, control):
+        if self.in_recovery():
+            lsn = self.query("SELECT greatest(pg_catalog.pg_last_wal_receive_lsn(), "
+                             "pg_catalog.pg_last_wal_replay_lsn())::text")[0][0]
+        else:
+            lsn = self.query("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")[0][0]
+        return parse_lsn(lsn) if lsn else 0
+
     def end_of_wal(self, control):
         if self.in_recovery():
             # A standby: its pages on disk are consistent up to its minimum recovery point.
@@ -183,6 +195,16 @@ class LibpqSource(Source):
                 files[path] = FileEntry(FILE, size)
         return files
 
+    def digests(self, files):
+        found = {}
+        for start in range(0, len(files), 200):
+            part = files[start:start + 200]
+            found.update(self.query(
+                "SELECT path, md5(pg_catalog.pg_read_binary_file(path, 0, size, true)) "
+                "FROM unnest(%s::text[], %s::int8[]) AS x(path, size)",
+                ([f[0] for f in part], [f[1] for f in part]), what="checksum source files"))
+        return found
+
     def fetch(self, requests):
         batches = _batches(requests)
         if self.parallel == 1:
@@ -192,8 +214,18 @@ class LibpqSource(Source):
         yield from self._fetch_parallel(batches)
 
     def _fetch_batch(self, conn, batch):
-        rows = self._run(conn, _FETCH_SQL, ([r[0] for r in batch], [r[1] for r in batch],
-                                            [r[2] for r in batch]), "read files from the source")
+        """One query for the whole batch, its result streamed in COPY's binary format
+        (bytea without hex encoding: half the bytes on the wire, no decoding)."""
+        rows = _BinaryRows()
+        try:
+            with conn.cursor() as cur:
+                query = cur.mogrify(
+                    "COPY (" + _FETCH_SQL + ") TO STDOUT WITH (FORMAT binary)",
+                    ([r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]))
+                cur.copy_expert(query, rows)
+        except psycopg2.Error as exc:
+            self._run_failed(conn, exc, "read files from the source")
+        rows = rows.rows
         if len(rows) != len(batch):
             raise SourceError("the source returned %d chunks for %d requests."
                               % (len(rows), len(batch)), code="source_protocol")
@@ -206,7 +238,7 @@ class LibpqSource(Source):
             if chunk is not None and len(chunk) > length:
                 raise SourceError("the source returned more than requested of %s." % path,
                                   code="source_protocol")
-            out.append((path, offset, None if chunk is None else bytes(chunk)))
+            out.append((path, offset, chunk))
         return out
 
     def _fetch_parallel(self, batches):
@@ -275,6 +307,65 @@ class LibpqSource(Source):
                 thread.join(timeout=60)
             for conn in conns[1:]:
                 conn.close()
+
+
+class _BinaryRows:
+    """A file-like sink for COPY ... TO STDOUT (FORMAT binary) of (text, int8, bytea)
+    rows, parsed as the data arrives."""
+
+    _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+    def __init__(self):
+        self.rows = []
+        self._buffer = bytearray()
+        self._header_done = False
+
+    def write(self, data):
+        self._buffer += data
+        self._parse()
+        return len(data)
+
+    def _parse(self):
+        buf = self._buffer
+        position = 0
+        if not self._header_done:
+            if len(buf) < 19:
+                return
+            if bytes(buf[:11]) != self._SIGNATURE:
+                raise SourceError("the source sent an unexpected COPY stream.",
+                                  code="source_protocol")
+            position = 19 + struct.unpack_from(">i", buf, 15)[0]
+            self._header_done = True
+        while len(buf) - position >= 2:
+            fields = struct.unpack_from(">h", buf, position)[0]
+            if fields == -1:
+                position += 2
+                break
+            row, used = self._row(buf, position + 2, fields)
+            if row is None:
+                break
+            self.rows.append(row)
+            position = used
+        del buf[:position]
+
+    @staticmethod
+    def _row(buf, position, fields):
+        values = []
+        for _ in range(fields):
+            if len(buf) - position < 4:
+                return None, position
+            length = struct.unpack_from(">i", buf, position)[0]
+            position += 4
+            if length == -1:
+                values.append(None)
+                continue
+            if len(buf) - position < length:
+                return None, position
+            values.append(bytes(buf[position:position + length]))
+            position += length
+        path, begin, chunk = values
+        return (path.decode("utf-8", "surrogateescape"), struct.unpack(">q", begin)[0],
+                chunk), position
 
 
 def _put(target_queue, item, stop):

@@ -21,12 +21,13 @@ from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
 from .errors import RefusedError
-from .execute import execute_plan
+from .execute import drop_identical_copies, execute_plan
 from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
     target_facts
 from .finish import finish, standby_configuration
 from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
 from .journal import Journal
+from .progress import Progress, default_path
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -47,15 +48,21 @@ class RewindOptions:
     restore_target_wal: bool = False
     parallel: int = 1
     sync: bool = True
+    progress_file: Optional[str] = None    # None: progress.default_path(); "": none
     check_mode: bool = False
 
 
 class PhaseTimer:
-    def __init__(self):
+    """Seconds per phase, and the phase announced in the progress file."""
+
+    def __init__(self, progress=None):
         self.durations = {}
+        self.progress = progress
 
     @contextmanager
-    def __call__(self, phase):
+    def __call__(self, phase, total=0):
+        if self.progress is not None:
+            self.progress.phase(phase, total)
         started = time.monotonic()
         try:
             yield
@@ -66,6 +73,21 @@ class PhaseTimer:
 
 def run(options: RewindOptions) -> dict:
     """Rewind options.target_pgdata to follow the source; returns the result summary."""
+    path = default_path(options.target_pgdata) if options.progress_file is None \
+        else options.progress_file
+    progress = Progress(None if options.check_mode else (path or None))
+    try:
+        result = _run(options, progress)
+    except BaseException:
+        progress.end(failed=True)
+        raise
+    progress.end()
+    if progress.path:
+        result["progress_file"] = progress.path
+    return result
+
+
+def _run(options: RewindOptions, progress: Progress) -> dict:
     if bool(options.source_server) == bool(options.source_pgdata):
         raise RefusedError("give exactly one of source_server or source_pgdata.",
                            code="bad_parameters")
@@ -76,7 +98,7 @@ def run(options: RewindOptions) -> dict:
     if not os.path.isdir(pgdata):
         raise RefusedError("target_pgdata %s is not a directory." % pgdata,
                            code="not_a_data_directory")
-    timer = PhaseTimer()
+    timer = PhaseTimer(progress)
     result = {"changed": False}
     target = TargetDirectory(pgdata, sync=options.sync)
     target.check_writer()
@@ -171,12 +193,17 @@ def _check_source(source, facts):
 
 
 def _rewind(options, pgdata, target, source, facts, restore, timer, result):
-    with timer("wal_scan"):
-        changes = scan_target_changes(pgdata, facts, restore)
+    with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
+        changes = scan_target_changes(pgdata, facts, restore,
+                                      workers=min(4, os.cpu_count() or 1),
+                                      progress=timer.progress)
     with timer("plan"):
         keep_files = tuple(options.keep_files)
-        plan = build_plan(source.list_files(), list_datadir(pgdata), changes.blocks,
-                          facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files)
+        source_files = source.list_files()
+        plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
+                          facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
+                          facts.wal_copy_rule(source.wal_files_end(facts.source)))
+        plan, identical, _spared = drop_identical_copies(plan, source, pgdata)
     summary = plan.summary()
     result.update({
         "changed": True,
@@ -187,6 +214,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         "wal_records_scanned": changes.records,
         "changed_blocks": len(changes.blocks),
         "largest": plan.largest(),
+        "files_identical": identical,
     })
     target.preflight(plan.actions)
     if options.check_mode:
@@ -194,8 +222,9 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         return
     journal = Journal(pgdata, sync=options.sync)
     journal.begin(journal_state(facts), changes.blocks, target.dir_mode)
-    with timer("copy"):
-        stats = execute_plan(plan, source, target, exact_sizes=isinstance(source, LocalSource))
+    with timer("copy", summary["bytes_to_fetch"]):
+        stats = execute_plan(plan, source, target, timer.progress,
+                             exact_sizes=isinstance(source, LocalSource))
         _install_restored_wal(restore, facts.keep_wal, target)
         _sanitize_copied_auto_conf(plan, pgdata, target)
     result["bytes_fetched"] = stats.bytes_fetched
@@ -230,9 +259,12 @@ def _resume(options, pgdata, target, journal, timer, result):
         result["resumed_from"] = "copy"
         blocks = journal.load_blocks()
         with timer("plan"):
-            plan = build_plan(source.list_files(), list_datadir(pgdata), blocks,
+            source_files = source.list_files()
+            plan = build_plan(source_files, list_datadir(pgdata), blocks,
                               control.fmt.tablespace_dir, facts.keep_wal,
-                              tuple(options.keep_files))
+                              tuple(options.keep_files),
+                              facts.wal_copy_rule(source.wal_files_end(facts.source)))
+            plan, identical, _spared = drop_identical_copies(plan, source, pgdata)
         summary = plan.summary()
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
@@ -241,8 +273,8 @@ def _resume(options, pgdata, target, journal, timer, result):
         if options.check_mode:
             result["bytes_fetched"] = 0
             return result
-        with timer("copy"):
-            stats = execute_plan(plan, source, target,
+        with timer("copy", summary["bytes_to_fetch"]):
+            stats = execute_plan(plan, source, target, timer.progress,
                                  exact_sizes=isinstance(source, LocalSource))
             _sanitize_copied_auto_conf(plan, pgdata, target)
         result["bytes_fetched"] = stats.bytes_fetched

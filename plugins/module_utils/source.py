@@ -55,6 +55,11 @@ class Source:
         than asked at the end of a file (or longer, see COPY_WINDOW)."""
         raise NotImplementedError
 
+    def digests(self, files) -> dict:
+        """{path: md5 hex} of the source's copies of [(path, size)] (None when gone)."""
+        from .execute import file_digest
+        return {path: file_digest(os.path.join(self.pgdata, path)) for path, _size in files}
+
     def end_of_wal(self, control: ControlFile) -> tuple:
         """(LSN, timeline) that replay must reach before the copied files are consistent."""
         return max(control.checkpoint, control.min_recovery_point), control.timeline
@@ -62,6 +67,11 @@ class Source:
     def wal_position(self, control: ControlFile) -> int:
         """How far the source's WAL goes now (written or replayed)."""
         raise NotImplementedError
+
+    def wal_files_end(self, control: ControlFile) -> int:
+        """How far the WAL in the source's pg_wal holds anything (written or received);
+        segments starting beyond are empty preallocations."""
+        return self.wal_position(control)
 
     def close(self) -> None:
         pass

@@ -120,7 +120,9 @@ class WalReader:
         self._chunk_start = -1
         self._checked_pages = set()
         self._latest_page_tli = 0
+        self._limit_reached = False
         self.end_of_wal = None           # after records(end=None): why reading stopped
+        self.on_chunk = None             # called with the LSN of each chunk read (progress)
 
     def segments_read(self) -> set:
         """Names of the segment files this reader has read pages from."""
@@ -151,6 +153,8 @@ class WalReader:
                 name = segment_name(tli, segno, self.seg_size)
                 raise EndOfWal("WAL segment %s is missing" % name, page_lsn, name)
             self._file, self._file_key = handle, (tli, segno)
+        if self.on_chunk is not None:
+            self.on_chunk(page_lsn)
         seg_offset = page_lsn % self.seg_size
         chunk_offset = seg_offset - seg_offset % CHUNK_SIZE
         self._file.seek(chunk_offset)
@@ -336,12 +340,14 @@ class WalReader:
             if stopped is not None:
                 self._stopped(stopped, end)
 
-    def walk(self, start: int, end: Optional[int], visit) -> None:
+    def walk(self, start: int, end: Optional[int], visit, limit: Optional[int] = None) -> None:
         """Call visit(lsn, end_lsn, buf, offset, tot_len, xid, prev, info, rmid) for each
         record, the record being buf[offset:offset + tot_len]; same end semantics as
-        records(). The hot loop of every WAL scan: a callback per record costs a
+        records(). With `limit`, records starting at or after it are not read (a part of
+        a parallel scan). The hot loop of every WAL scan: a callback per record costs a
         fraction of a generator step."""
         state = self._begin(start)
+        state.append(limit if limit is not None else 1 << 64)
         try:
             while self._walk_page(state, end, visit):
                 pass
@@ -350,8 +356,12 @@ class WalReader:
 
     def _begin(self, start):
         self._latest_page_tli = 0
+        self._limit_reached = False
         self.end_of_wal = None
         return [self._next_record_position(start), None]     # next record, previous record
+
+    def reached_limit(self) -> bool:
+        return self._limit_reached
 
     def _stopped(self, exc, end):
         if end is not None:
@@ -362,7 +372,11 @@ class WalReader:
     def _walk_page(self, state, end, visit):
         """Visit the records that start on the page of state[0]; False once `end` is reached.
         Records that fit in the page are checked right here; the rest go through _read()."""
-        lsn, prev = state
+        lsn, prev = state[0], state[1]
+        limit = state[2] if len(state) > 2 else 1 << 64
+        if lsn >= limit:
+            self._limit_reached = True
+            return False
         page_off = lsn % XLOG_BLCKSZ
         page_lsn = lsn - page_off
         chunk, base, info, rem_len, hdr = self._page(page_lsn, True)
@@ -417,6 +431,9 @@ class WalReader:
             if page_off >= XLOG_BLCKSZ:
                 state[0] = self._next_record_position(end_lsn)
                 return True
+            if page_lsn + page_off >= limit:
+                self._limit_reached = True
+                return False
 
     @staticmethod
     def _check_end(end_lsn, end):

@@ -12,11 +12,12 @@ or truncate whole files.
 
 from __future__ import annotations
 
+import multiprocessing
 import struct
 from dataclasses import dataclass, field
 
 from .blockmap import ChangedBlocks
-from .errors import WalError
+from .errors import MissingWalError, RewindError, WalError
 from .lsn import first_record_position, format_lsn
 from .versions import MajorFormat
 from .wal import RawRecord
@@ -47,6 +48,8 @@ class TargetChanges:
     end: int
     records: int = 0
     file_events: dict = field(default_factory=dict)   # kind -> count
+    first_prev: int = 0      # prev-link of the first record read (to chain parts of a scan)
+    last_lsn: int = 0        # the last record read
 
     @property
     def wal_bytes(self) -> int:
@@ -74,8 +77,8 @@ def find_last_common_checkpoint(reader, divergence_lsn: int, fmt: MajorFormat):
         lsn = raw.prev
 
 
-def scan_changes(reader, start: int, end: int, fmt: MajorFormat,
-                 relseg_size: int) -> TargetChanges:
+def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
+                 limit=None) -> TargetChanges:
     """Every main-fork block the records from `start` up to `end` touched.
 
     The hot loop of a rewind: block references are read straight from the record
@@ -97,9 +100,14 @@ def scan_changes(reader, start: int, end: int, fmt: MajorFormat,
     recent = set()
     count = 0
 
+    first_prev = last = None
+
     def visit(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
-        nonlocal count
+        nonlocal count, first_prev, last
         count += 1
+        last = lsn
+        if first_prev is None:
+            first_prev = prev
         if info & XLR_SPECIAL_REL_UPDATE or rmid in _FILE_RMGRS:
             _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
                                     xid, prev, info, rmid), fmt, add, events)
@@ -176,8 +184,13 @@ def scan_changes(reader, start: int, end: int, fmt: MajorFormat,
                                     xid, prev, info, rmid), fmt)
             raise WalError("invalid WAL record at %s." % format_lsn(lsn), code="wal_corrupt")
 
-    reader.walk(start, end, visit)
+    reader.walk(start, end, visit, limit)
+    if limit is not None and not reader.reached_limit():
+        reason = reader.end_of_wal.reason if reader.end_of_wal else "unknown"
+        raise WalError("the target's WAL ends at %s, before %s where this part of the scan "
+                       "ends: %s." % (format_lsn(last or start), format_lsn(limit), reason))
     changes.records = count
+    changes.first_prev, changes.last_lsn = first_prev or 0, last or 0
     return changes
 
 
@@ -204,3 +217,73 @@ def _whole_record(raw, fmt, add, events):
     for block in record.blocks:
         if block.fork == MAIN_FORKNUM:
             add(block.spc, block.db, block.rel, block.blkno)
+
+
+def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
+                          relseg_size: int, workers: int) -> TargetChanges:
+    """scan_changes split at segment boundaries over `workers` processes.
+
+    Every segment's page headers tell where its first record starts, so each part is
+    read on its own; the parts are then checked to chain (the first record of each
+    part points back to the last record of the one before) and their block maps
+    merged. `open_reader()` gives each process a reader of its own."""
+    seg_size = open_reader().seg_size
+    first_seg, last_seg = start // seg_size + 1, (end - 1) // seg_size
+    bounds = [start] + [((first_seg + (last_seg - first_seg + 1) * k // workers) * seg_size)
+                        for k in range(1, workers)] + [end]
+    bounds = sorted(set(bounds))
+    if len(bounds) < 3:
+        reader = open_reader()
+        try:
+            return scan_changes(reader, start, end, fmt, relseg_size)
+        finally:
+            reader.close()
+    context = multiprocessing.get_context("fork")
+    channels = []
+    for index in range(len(bounds) - 1):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_scan_part, daemon=True, args=(
+            send, open_reader, bounds[index], bounds[index + 1], index == 0,
+            index == len(bounds) - 2, fmt, relseg_size))
+        process.start()
+        send.close()
+        channels.append((process, receive))
+    parts = []
+    for process, receive in channels:
+        try:
+            parts.append(receive.recv())
+        except EOFError:
+            parts.append(("error", "WalError", "a WAL scan process died", {}))
+        process.join()
+    for part in parts:
+        if part[0] == "error":
+            _kind, name, message, hint = part
+            cls = {"MissingWalError": MissingWalError}.get(name, WalError)
+            raise cls(message, hint=hint or None)
+    changes = TargetChanges(ChangedBlocks(relseg_size), start, end)
+    previous = None
+    for _ok, blocks, records, events, first_prev, last_lsn in parts:
+        if previous is not None and records and first_prev != previous:
+            raise WalError("the target's WAL does not chain across segments: a record after "
+                           "%s points back to %s." % (format_lsn(previous),
+                                                      format_lsn(first_prev)))
+        changes.blocks.merge(ChangedBlocks.from_bytes(blocks))
+        changes.records += records
+        for kind, number in events.items():
+            changes.file_events[kind] = changes.file_events.get(kind, 0) + number
+        previous = last_lsn or previous
+    return changes
+
+
+def _scan_part(channel, open_reader, part_start, part_end, first, last, fmt, relseg_size):
+    try:
+        reader = open_reader()
+        start = part_start if first else reader.first_record_from(part_start)
+        part = scan_changes(reader, start, part_end if last else None, fmt, relseg_size,
+                            limit=None if last else part_end)
+        channel.send(("ok", part.blocks.to_bytes(), part.records, part.file_events,
+                      part.first_prev, part.last_lsn))
+    except RewindError as exc:
+        channel.send(("error", type(exc).__name__, exc.message, exc.hint))
+    finally:
+        channel.close()

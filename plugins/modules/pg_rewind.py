@@ -98,6 +98,14 @@ options:
     description: fsync what was written before declaring the rewind done. Turn off only for tests.
     type: bool
     default: true
+  progress_file:
+    description:
+      - JSON file, on the target host, where the rewind keeps its progress while it runs (phase,
+        bytes done and total, percent, estimated seconds left), rewritten at most once a second;
+        read it from another task while the module runs with C(async).
+      - Default is C(<tmp>/pgops_rewind-progress-<data directory path>.json); an empty string
+        turns it off. It is never written in check mode.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -230,6 +238,19 @@ duration_s:
   description: Seconds per phase (facts, wal_scan, plan, copy, finish).
   returned: always
   type: dict
+progress_file:
+  description: The progress file (its last state says C(done) or C(failed)).
+  returned: unless check mode or disabled
+  type: str
+  sample: /tmp/pgops_rewind-progress-var_lib_postgresql_16_main.json
+files_identical:
+  description: Whole files the target already had byte for byte (checksummed), so not copied.
+  returned: when a rewind is (or would be) done
+  type: int
+resumed:
+  description: The run completed a rewind that an earlier run had begun (from its journal).
+  returned: when it happened
+  type: bool
 target:
   description: Control data of the target before the rewind (see M(pgops.rewind.pg_rewind_info)).
   returned: always
@@ -273,6 +294,7 @@ def main():
             restore_target_wal=dict(type="bool", default=False),
             parallel=dict(type="int", default=1),
             sync=dict(type="bool", default=True),
+            progress_file=dict(type="str"),
         ),
         required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=[("source_server", "source_pgdata"),

@@ -8,7 +8,8 @@ from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import RelFi
 from ansible_collections.pgops.rewind.plugins.module_utils.lsn import parse_lsn
 from ansible_collections.pgops.rewind.plugins.module_utils.walrecord import (
     decode_record, file_event, is_checkpoint, checkpoint_of)
-from ansible_collections.pgops.rewind.plugins.module_utils.walscan import scan_changes
+from ansible_collections.pgops.rewind.plugins.module_utils.walscan import (
+    scan_changes, scan_changes_parallel)
 from support.cluster import run_pg
 from support.env import debian_tool
 from support.walread import first_record, pg_waldump, reader_for
@@ -94,6 +95,15 @@ def test_records_and_blocks_equal_pg_waldump(bed, segsize):
     changes = scan_changes(reader, start, end, reader.fmt, 131072)
     assert changes.records == len(ours)
     assert {tuple(k): set(changes.blocks.blocks(k)) for k in changes.blocks.segments()} == reference
+
+    # Split over processes at segment boundaries, the scan finds exactly the same.
+    for workers in (2, 3):
+        parallel = scan_changes_parallel(lambda: reader_for(datadir), start, end, reader.fmt,
+                                         131072, workers)
+        assert parallel.records == len(ours)
+        assert {tuple(k): set(parallel.blocks.blocks(k))
+                for k in parallel.blocks.segments()} == reference
+        assert parallel.file_events == changes.file_events
 
 
 def test_changed_blocks_of_known_updates(bed, major):

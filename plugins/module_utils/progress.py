@@ -1,0 +1,77 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small JSON file saying how far a rewind is, for an operator or a second task to
+read while the module runs (Ansible modules cannot report before they finish).
+
+It lives outside the data directory (a refusal must leave the target untouched) and
+is rewritten at most once a second, so keeping it costs nothing measurable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+
+PHASES = ("facts", "wal_scan", "plan", "copy", "finish", "done", "failed")
+
+
+def default_path(pgdata: str) -> str:
+    """/tmp/pgops_rewind-progress-<data directory path>.json"""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.abspath(pgdata).strip("/"))
+    return os.path.join(tempfile.gettempdir(), "pgops_rewind-progress-%s.json" % name)
+
+
+class Progress:
+    def __init__(self, path: str = None, interval: float = 1.0):
+        self.path = path
+        self.interval = interval
+        self.started = time.time()
+        self._phase = None
+        self._phase_started = self.started
+        self.done = 0
+        self.total = 0
+        self._written = 0.0
+
+    def phase(self, name: str, total: int = 0) -> None:
+        self._phase, self._phase_started = name, time.time()
+        self.done, self.total = 0, total
+        self._write()
+
+    def advance(self, amount: int) -> None:
+        self.done += amount
+        if time.time() - self._written >= self.interval:
+            self._write()
+
+    def update(self, done: int) -> None:
+        self.done = done
+        if time.time() - self._written >= self.interval:
+            self._write()
+
+    def end(self, failed: bool = False) -> None:
+        self.phase("failed" if failed else "done")
+
+    def _write(self) -> None:
+        if not self.path:
+            return
+        now = time.time()
+        self._written = now
+        elapsed = now - self._phase_started
+        eta = None
+        if self.total and self.done and self.done < self.total:
+            eta = round(elapsed * (self.total - self.done) / self.done, 1)
+        state = {"phase": self._phase, "done": self.done, "total": self.total,
+                 "percent": round(100.0 * self.done / self.total, 1) if self.total else None,
+                 "eta_s": eta, "phase_elapsed_s": round(elapsed, 1),
+                 "elapsed_s": round(now - self.started, 1), "pid": os.getpid(),
+                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        temp = "%s.%d.tmp" % (self.path, os.getpid())
+        try:
+            with open(temp, "w") as handle:
+                json.dump(state, handle)
+            os.replace(temp, self.path)
+        except OSError:
+            self.path = None        # progress is a courtesy: never fail the rewind over it
