@@ -63,11 +63,21 @@ def build(home: Path, scale: int, divergence: float, seconds: int) -> dict:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     os.chmod(home, 0o755)
-    primary = Cluster("primary", MAJOR, home).init(checksums=False, wal_log_hints=True,
-                                                   fsync=True, settings=SETTINGS)
+    primary = Cluster("primary", MAJOR, home)
+    base = CACHE / "bench" / ("base-s%d" % scale)       # the loaded cluster, for every run
+    if not (base / "PG_VERSION").exists():
+        shutil.rmtree(base, ignore_errors=True)
+        primary.init(checksums=False, wal_log_hints=True, fsync=True, settings=SETTINGS)
+        primary.start()
+        print("[bench] loading pgbench scale %d ..." % scale, flush=True)
+        _pgbench(primary, "-i", "-s", str(scale), "-q")
+        primary.stop()
+        subprocess.run(["cp", "-a", str(primary.datadir), str(base)], check=True)
+    else:
+        primary._make_home()
+        subprocess.run(["cp", "-a", str(base), str(primary.datadir)], check=True)
+        primary.write_node_settings()
     primary.start()
-    print("[bench] loading pgbench scale %d ..." % scale, flush=True)
-    _pgbench(primary, "-i", "-s", str(scale), "-q")
     primary.checkpoint()
     print("[bench] building the standby ...", flush=True)
     standby = primary.create_standby("standby")

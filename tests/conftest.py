@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # support/, also under ansible-test
 
 from support.bed import Bed
 from support.env import ALL_MAJORS

@@ -22,8 +22,9 @@ from .lsn import format_lsn
 from .server_status import replay_lag_bytes, server_status
 from .source import LocalSource
 from .timeline import Divergence, TimelineEntry, find_divergence, history_of
-from .wal import SegmentDirectory, WalReader
+from .wal import WalReader
 from .walcopy import WalCopyRule
+from .walsegments import SegmentDirectory
 from .walscan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
                       scan_changes, scan_changes_parallel)
 

@@ -6,18 +6,17 @@
 Only pg_ls_dir, pg_stat_file, pg_read_binary_file (and functions PUBLIC may call)
 are used, so a non-superuser role granted those four functions is enough. Each
 session zeroes its timeouts and is read-only. Byte ranges are fetched in batches
-(one query reads up to a thousand ranges), over `parallel` connections at once.
+(one query reads up to a thousand ranges), over `parallel` connections at once
+(bulk.py has the transfer machinery).
 """
 
 from __future__ import annotations
 
-import queue
 import re
-import struct
-import threading
 
 from .errors import SourceError
 from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
+from .bulk import BinaryRows, batches_of, in_parallel
 from .lsn import parse_lsn
 from .source import Source
 
@@ -56,7 +55,6 @@ FROM files LEFT JOIN pg_catalog.pg_tablespace AS spc
 """
 _FETCH_SQL = ("SELECT path, begin, pg_catalog.pg_read_binary_file(path, begin, len, true) "
               "FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS x(path, begin, len)")
-_END = object()
 
 
 class LibpqSource(Source):
@@ -206,7 +204,7 @@ class LibpqSource(Source):
         return found
 
     def fetch(self, requests):
-        batches = _batches(requests)
+        batches = batches_of(requests, FETCH_BATCH_REQUESTS, FETCH_BATCH_BYTES)
         if self.parallel == 1:
             for batch in batches:
                 yield from self._fetch_batch(self.conn, batch)
@@ -216,7 +214,7 @@ class LibpqSource(Source):
     def _fetch_batch(self, conn, batch):
         """One query for the whole batch, its result streamed in COPY's binary format
         (bytea without hex encoding: half the bytes on the wire, no decoding)."""
-        rows = _BinaryRows()
+        rows = BinaryRows()
         try:
             with conn.cursor() as cur:
                 query = cur.mogrify(
@@ -247,146 +245,12 @@ class LibpqSource(Source):
         conns = [self.conn]
         try:
             conns += [self._connect() for _ in range(self.parallel - 1)]
-        except SourceError:
-            for conn in conns[1:]:
-                conn.close()
-            raise
-        work = queue.Queue(maxsize=len(conns))
-        done = queue.Queue(maxsize=len(conns))
-        stop = threading.Event()
-
-        def feed():
-            try:
-                for batch in batches:
-                    while not stop.is_set():
-                        try:
-                            work.put(batch, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            except Exception as exc:  # a bad request list: report it, end the workers
-                _put(done, exc, stop)
-            for _ in conns:
-                _put(work, _END, stop)
-
-        def fetch_with(conn):
-            while not stop.is_set():
-                try:
-                    batch = work.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if batch is _END:
-                    break
-                try:
-                    _put(done, self._fetch_batch(conn, batch), stop)
-                except Exception as exc:
-                    _put(done, exc, stop)
-                    return
-            _put(done, _END, stop)
-
-        threads = [threading.Thread(target=feed, daemon=True)]
-        threads += [threading.Thread(target=fetch_with, args=(conn,), daemon=True)
-                    for conn in conns]
-        for thread in threads:
-            thread.start()
-        finished = 0
-        try:
-            while finished < len(conns):
-                item = done.get()
-                if item is _END:
-                    finished += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield from item
+            for chunks in in_parallel(batches, [
+                    (lambda batch, conn=conn: self._fetch_batch(conn, batch)) for conn in conns]):
+                yield from chunks
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
             for conn in conns[1:]:
                 conn.close()
-
-
-class _BinaryRows:
-    """A file-like sink for COPY ... TO STDOUT (FORMAT binary) of (text, int8, bytea)
-    rows, parsed as the data arrives."""
-
-    _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-
-    def __init__(self):
-        self.rows = []
-        self._buffer = bytearray()
-        self._header_done = False
-
-    def write(self, data):
-        self._buffer += data
-        self._parse()
-        return len(data)
-
-    def _parse(self):
-        buf = self._buffer
-        position = 0
-        if not self._header_done:
-            if len(buf) < 19:
-                return
-            if bytes(buf[:11]) != self._SIGNATURE:
-                raise SourceError("the source sent an unexpected COPY stream.",
-                                  code="source_protocol")
-            position = 19 + struct.unpack_from(">i", buf, 15)[0]
-            self._header_done = True
-        while len(buf) - position >= 2:
-            fields = struct.unpack_from(">h", buf, position)[0]
-            if fields == -1:
-                position += 2
-                break
-            row, used = self._row(buf, position + 2, fields)
-            if row is None:
-                break
-            self.rows.append(row)
-            position = used
-        del buf[:position]
-
-    @staticmethod
-    def _row(buf, position, fields):
-        values = []
-        for _ in range(fields):
-            if len(buf) - position < 4:
-                return None, position
-            length = struct.unpack_from(">i", buf, position)[0]
-            position += 4
-            if length == -1:
-                values.append(None)
-                continue
-            if len(buf) - position < length:
-                return None, position
-            values.append(bytes(buf[position:position + length]))
-            position += length
-        path, begin, chunk = values
-        return (path.decode("utf-8", "surrogateescape"), struct.unpack(">q", begin)[0],
-                chunk), position
-
-
-def _put(target_queue, item, stop):
-    while not stop.is_set():
-        try:
-            target_queue.put(item, timeout=0.2)
-            return
-        except queue.Full:
-            continue
-
-
-def _batches(requests):
-    batch, size = [], 0
-    for request in requests:
-        batch.append(request)
-        size += request[2]
-        if len(batch) >= FETCH_BATCH_REQUESTS or size >= FETCH_BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 def secrets_of(conninfo: str) -> list:

@@ -46,7 +46,7 @@ class RewindOptions:
     config_file: Optional[str] = None
     restore_command: Optional[str] = None
     restore_target_wal: bool = False
-    parallel: int = 1
+    parallel: int = 2
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
     check_mode: bool = False

@@ -100,7 +100,8 @@ class LocalSource(Source):
 
     def wal_position(self, control):
         from .timeline import history_of
-        from .wal import SegmentDirectory, WalReader
+        from .wal import WalReader
+        from .walsegments import SegmentDirectory
         history = history_of(control.timeline, self.read_file, "source")
         reader = WalReader(SegmentDirectory(os.path.join(self.pgdata, "pg_wal"),
                                             control.xlog_seg_size),

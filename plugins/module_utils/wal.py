@@ -15,12 +15,12 @@ with the amount of WAL. What the bytes of a record mean is walrecord.py's job.
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import Iterator, Optional
 
 from .crc32c import crc32c
 from .errors import MissingWalError, WalError
+
 from .lsn import (LONG_PAGE_HEADER, SHORT_PAGE_HEADER, XLOG_BLCKSZ, format_lsn, maxalign,
                   segment_name)
 from .timeline import timeline_of_segment
@@ -73,34 +73,6 @@ class EndOfWal(Exception):
         self.reason = reason
         self.lsn = lsn
         self.missing_segment = missing_segment
-
-
-class SegmentDirectory:
-    """WAL segment files in a directory (a data directory's pg_wal), with an optional
-    `restore` (commands.RestoreCommand) whose fetch(name) returns the path of a
-    missing segment it got from the archive."""
-
-    def __init__(self, path: str, seg_size: int, restore=None):
-        self.path = path
-        self.seg_size = seg_size
-        self.restore = restore
-
-    def open(self, tli: int, segno: int):
-        name = segment_name(tli, segno, self.seg_size)
-        path = os.path.join(self.path, name)
-        if not os.path.exists(path) and self.restore is not None:
-            path = self.restore.fetch(name) or path
-        try:
-            handle = open(path, "rb")
-        except FileNotFoundError:
-            return None
-        size = os.fstat(handle.fileno()).st_size
-        if size != self.seg_size:
-            handle.close()
-            raise WalError("WAL segment %s has %d bytes; segments of this cluster have %d."
-                           % (name, size, self.seg_size), code="wal_segment_size",
-                           segment=name)
-        return handle
 
 
 class WalReader:

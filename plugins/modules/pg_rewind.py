@@ -56,7 +56,7 @@ options:
     type: str
   keep_files:
     description:
-      - Paths, relative to the data directory, that are the target's own and stay as they are:
+      - Paths, relative to the data directory, that are the target's own and stay as they are,
         never copied from the source, never removed. A directory keeps everything under it.
       - C(postgresql.auto.conf) copied from the source (when not kept) loses its upstream settings
         (C(primary_conninfo), C(primary_slot_name), recovery targets).
@@ -91,9 +91,11 @@ options:
     type: bool
     default: false
   parallel:
-    description: Number of connections used to fetch from a O(source_server).
+    description:
+      - Number of connections used to fetch from a O(source_server) at once.
+      - The WAL scan uses up to as many processes as the host has CPUs (at most 4).
     type: int
-    default: 1
+    default: 2
   sync:
     description: fsync what was written before declaring the rewind done. Turn off only for tests.
     type: bool
@@ -292,7 +294,7 @@ def main():
             config_file=dict(type="path"),
             restore_command=dict(type="str"),
             restore_target_wal=dict(type="bool", default=False),
-            parallel=dict(type="int", default=1),
+            parallel=dict(type="int", default=2),
             sync=dict(type="bool", default=True),
             progress_file=dict(type="str"),
         ),

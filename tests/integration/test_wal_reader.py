@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import RelFileSegment
 from ansible_collections.pgops.rewind.plugins.module_utils.lsn import parse_lsn
 from ansible_collections.pgops.rewind.plugins.module_utils.walrecord import (
-    decode_record, file_event, is_checkpoint, checkpoint_of)
+    decode_record, file_event, is_checkpoint)
 from ansible_collections.pgops.rewind.plugins.module_utils.walscan import (
     scan_changes, scan_changes_parallel)
 from support.cluster import run_pg

@@ -304,3 +304,23 @@ def test_restore_command_fetches_missing_target_wal(bed, collection, major):
     result = _ok(rewind(fo, restore_command="cp %s/%%f %%p" % archive))
     assert result["rewind_required"]
     assert_follows_and_matches(fo)
+
+
+@pytest.mark.parametrize("major", [11, 15, 18])
+def test_local_source(bed, collection, major):
+    """The new primary stopped cleanly and read as a local data directory."""
+    fo = failover(bed, major)
+    fo.new_primary.stop()
+    result = _ok(rewind(fo, source_pgdata=str(fo.new_primary.datadir),
+                        primary_conninfo=fo.new_primary.conninfo()))
+    assert result["rewind_required"] and result["bytes_fetched"] > 0
+    fo.new_primary.start()
+    assert_follows_and_matches(fo)
+
+
+def test_crashed_target_finds_its_own_binaries(bed, collection):
+    """Without bindir, the target's postgres is found where the distribution puts it."""
+    fo = failover(bed, 15, stop_mode="immediate")
+    result = _ok(rewind(fo))
+    assert result["crash_recovery"] is True
+    assert_follows_and_matches(fo)

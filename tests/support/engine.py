@@ -4,7 +4,6 @@ directory's owner, optionally with a fault injected."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 from .env import COLLECTIONS_PATH, VENV_PYTHON, run_as_kwargs

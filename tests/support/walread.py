@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from ansible_collections.pgops.rewind.plugins.module_utils.controlfile import read_control_file
 from ansible_collections.pgops.rewind.plugins.module_utils.lsn import parse_segment_name
 from ansible_collections.pgops.rewind.plugins.module_utils.timeline import history_of
-from ansible_collections.pgops.rewind.plugins.module_utils.wal import SegmentDirectory, WalReader
+from ansible_collections.pgops.rewind.plugins.module_utils.wal import WalReader
+from ansible_collections.pgops.rewind.plugins.module_utils.walsegments import SegmentDirectory
 
 from .cluster import run_pg
 from .env import debian_tool

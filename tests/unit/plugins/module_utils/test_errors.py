@@ -2,8 +2,11 @@
 
 import re
 
+from pathlib import Path
+
 from ansible_collections.pgops.rewind.plugins.module_utils import errors
-from support.env import REPO
+
+REPO = Path(errors.__file__).resolve().parents[2]
 
 
 def _codes_in_source():

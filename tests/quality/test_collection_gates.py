@@ -1,0 +1,127 @@
+"""The ecosystem's own gates, run on the collection as users get it:
+ansible-test sanity and units, ansible-lint (production profile), antsibull-docs,
+antsibull-changelog, the galaxy build/install round trip from a clean tree, and an
+execution environment build context from ansible-builder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from support.env import COLLECTIONS_PATH, REPO, VENV_PYTHON
+
+BIN = VENV_PYTHON.parent
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env.update({"PATH": "%s:%s" % (BIN, env.get("PATH", "/usr/bin:/bin")),
+                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH), "NO_COLOR": "1",
+                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0"})
+    env.update(extra)
+    return env
+
+
+def _run(cmd, cwd, timeout=1800, **env):
+    proc = subprocess.run([str(c) for c in cmd], cwd=str(cwd), env=_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def clean_tree(tmp_path_factory, collection):
+    """The committed files only (git ls-files of the working tree), laid out under
+    ansible_collections/pgops/rewind as ansible-test wants."""
+    root = tmp_path_factory.mktemp("clean") / "ansible_collections" / "pgops" / "rewind"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        source = REPO / name
+        if source.is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    return root
+
+
+@pytest.mark.xdist_group("gates")
+def test_ansible_test_sanity(clean_tree):
+    rc, out = _run([BIN / "ansible-test", "sanity", "--python", "3.11", "--color", "no",
+                    "--skip-test", "pylint"], clean_tree)
+    assert rc == 0, out[-8000:]
+
+
+@pytest.mark.xdist_group("gates")
+def test_ansible_test_units(clean_tree):
+    rc, out = _run([BIN / "ansible-test", "units", "--python", "3.11", "--color", "no"],
+                   clean_tree)
+    assert rc == 0, out[-8000:]
+    assert " passed" in out
+
+
+@pytest.mark.xdist_group("gates")
+def test_ansible_lint_production(clean_tree):
+    rc, out = _run([BIN / "ansible-lint", "--profile", "production"], clean_tree)
+    assert rc == 0, out[-8000:]
+    assert "Profile 'production' was required, and it passed" in out
+
+
+@pytest.mark.xdist_group("gates")
+def test_antsibull_docs_and_changelog(clean_tree):
+    rc, out = _run([BIN / "antsibull-docs", "lint-collection-docs", "--plugin-docs", "."],
+                   clean_tree)
+    assert rc == 0, out[-8000:]
+    rc, out = _run([BIN / "antsibull-changelog", "lint"], clean_tree)
+    assert rc == 0, out[-8000:]
+    assert (clean_tree / "CHANGELOG.rst").read_text().count("v0.1.0") >= 1
+
+
+@pytest.mark.xdist_group("gates")
+def test_galaxy_build_and_install_round_trip(clean_tree, tmp_path):
+    rc, out = _run([BIN / "ansible-galaxy", "collection", "build", "--output-path", tmp_path,
+                    "."], clean_tree)
+    assert rc == 0, out
+    tarball = tmp_path / "pgops-rewind-0.1.0.tar.gz"
+    with tarfile.open(tarball) as archive:
+        names = set(archive.getnames())
+    assert {"plugins/modules/pg_rewind.py", "roles/pg_rewind/meta/argument_specs.yml",
+            "playbooks/rejoin_old_primary.yml", "meta/execution-environment.yml",
+            "CHANGELOG.rst"} <= names
+    assert not any(n.startswith((".cache", "tests/output")) for n in names)
+    dest = tmp_path / "installed"
+    rc, out = _run([BIN / "ansible-galaxy", "collection", "install", "-p", dest, tarball],
+                   tmp_path)
+    assert rc == 0, out
+    for kind, name in (("module", "pgops.rewind.pg_rewind"), ("role", "pgops.rewind.pg_rewind"),
+                       ("filter", "pgops.rewind.conninfo")):
+        rc, out = _run([BIN / "ansible-doc", "-t", kind, name], tmp_path,
+                       ANSIBLE_COLLECTIONS_PATH=str(dest))
+        assert rc == 0 and "pgops.rewind" in out, out[-3000:]
+
+
+@pytest.mark.xdist_group("gates")
+def test_execution_environment_build_context(clean_tree, tmp_path):
+    rc, out = _run([BIN / "ansible-galaxy", "collection", "build", "--output-path", tmp_path,
+                    "."], clean_tree)
+    assert rc == 0, out
+    definition = tmp_path / "execution-environment.yml"
+    definition.write_text(
+        "---\nversion: 3\nimages:\n  base_image:\n    name: quay.io/ansible/awx-ee:latest\n"
+        "dependencies:\n  galaxy:\n    collections:\n"
+        "      - name: %s\n        type: file\n" % (tmp_path / "pgops-rewind-0.1.0.tar.gz"))
+    rc, out = _run([BIN / "ansible-builder", "create", "-f", definition, "-c",
+                    tmp_path / "context"], tmp_path)
+    assert rc == 0, out
+    assert (tmp_path / "context" / "Containerfile").exists()
+    # What the image build would install for the collection: its python and system needs.
+    installed = tmp_path / "collections"
+    _run([BIN / "ansible-galaxy", "collection", "install", "-p", installed,
+          tmp_path / "pgops-rewind-0.1.0.tar.gz"], tmp_path)
+    rc, out = _run([BIN / "ansible-builder", "introspect", installed], tmp_path)
+    assert rc == 0, out
+    assert "psycopg2-binary" in out and "crc32c" in out and "libpq-dev" in out
