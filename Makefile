@@ -27,3 +27,8 @@ clean:
 .PHONY: bench-wal
 bench-wal: setup
 	$(VENV_BIN)/python bench/wal_scan.py
+
+# Our rewind vs native pg_rewind vs pg_basebackup (PostgreSQL 15, ~2.2 GB table).
+.PHONY: bench
+bench: setup
+	$(VENV_BIN)/python bench/rewind_bench.py

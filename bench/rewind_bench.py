@@ -44,7 +44,7 @@ from support.env import CACHE, COLLECTIONS_PATH, VENV_PYTHON, debian_tool, \
     run_as_kwargs  # noqa: E402
 
 MAJOR = 15
-SETTINGS = {"wal_keep_size": "'16GB'", "max_wal_size": "'16GB'", "checkpoint_timeout": "'30min'",
+SETTINGS = {"wal_keep_size": "'1GB'", "max_wal_size": "'4GB'", "checkpoint_timeout": "'30min'",
             "shared_buffers": "'256MB'"}
 
 
@@ -53,7 +53,7 @@ def _pgbench(node, *args):
             *args, "postgres"], timeout=7200)
 
 
-def build(home: Path, scale: int, divergence: float, seconds: int) -> dict:
+def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0) -> dict:
     """The diverged pair, cached: {home, snapshot, target, source} as paths and ports."""
     state_file = home / "bench.json"
     if state_file.exists():
@@ -84,7 +84,7 @@ def build(home: Path, scale: int, divergence: float, seconds: int) -> dict:
     primary.wait_for_replay(standby)
     standby.promote()
     standby.checkpoint()
-    rows = int(scale * 100000 * divergence / 100)
+    rows = rows or int(scale * 100000 * divergence / 100)
     print("[bench] diverging: %d rows updated, pgbench %d s ..." % (rows, seconds), flush=True)
     primary.sql("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= %s", (rows,))
     if seconds:
@@ -98,7 +98,7 @@ def build(home: Path, scale: int, divergence: float, seconds: int) -> dict:
     snapshot = home / "snapshot"
     subprocess.run(["cp", "-a", str(primary.datadir), str(snapshot)], check=True)
     state = {"home": str(home), "snapshot": str(snapshot), "scale": scale,
-             "divergence": divergence, "seconds": seconds,
+             "divergence": 100.0 * rows / (scale * 100000), "rows": rows, "seconds": seconds,
              "target": {"datadir": str(primary.datadir), "port": primary.port},
              "source": {"datadir": str(standby.datadir), "port": standby.port}}
     state_file.write_text(json.dumps(state, indent=2))
@@ -220,9 +220,10 @@ def report(state, rows) -> None:
     size = int(subprocess.run(["du", "-sb", state["snapshot"]], capture_output=True,
                               text=True).stdout.split()[0])
     print()
-    print("Rewind benchmark: PostgreSQL %d, pgbench scale %d (cluster %.2f GB), %.1f %% of "
-          "pgbench_accounts updated + %d s pgbench on the old primary"
-          % (MAJOR, state["scale"], size / 1e9, state["divergence"], state["seconds"]))
+    print("Rewind benchmark: PostgreSQL %d, pgbench scale %d (cluster %.2f GB), %d rows (%.2f %%) "
+          "of pgbench_accounts updated + %d s pgbench on the old primary"
+          % (MAJOR, state["scale"], size / 1e9, state.get("rows", 0), state["divergence"],
+             state["seconds"]))
     print("%-24s %8s %9s %10s %10s %9s %9s %9s" % ("", "wall s", "vs native", "read src",
                                                    "written", "WAL read", "peak RSS",
                                                    "verified"))
@@ -247,21 +248,30 @@ def main() -> int:
     parser.add_argument("--divergence", type=float, default=1.0,
                         help="percent of pgbench_accounts updated on the old primary")
     parser.add_argument("--pgbench-seconds", type=int, default=30)
-    parser.add_argument("--scaling", action="store_true",
-                        help="also: divergence 0.1/1/10 %% and cluster 1 GB vs 4 GB")
+    parser.add_argument("--scaling", choices=["divergence", "size"],
+                        help="divergence: 0.1/1/10 %% of a 2.2 GB table; size: the same 70,000 "
+                             "rows on a 1 GB and a 4 GB table")
+    parser.add_argument("--keep", action="store_true", help="keep the clusters afterwards")
     args = parser.parse_args()
     ensure_installed()
-    runs = [(args.scale, args.divergence, args.pgbench_seconds)]
-    if args.scaling:
-        runs = [(150, 0.1, 0), (150, 1.0, 0), (150, 10.0, 0), (70, 1.0, 0), (280, 1.0, 0)]
-    for scale, divergence, seconds in runs:
-        home = CACHE / "bench" / ("rewind-s%d-d%s-t%d" % (scale, divergence, seconds))
-        state = build(home, scale, divergence, seconds)
-        rows = run_suite(state)
-        report(state, rows)
-        (home / "results.json").write_text(json.dumps(
+    runs = [(args.scale, args.divergence, args.pgbench_seconds, 0)]
+    if args.scaling == "divergence":
+        runs = [(150, 0.1, 0, 0), (150, 1.0, 0, 0), (150, 10.0, 0, 0)]
+    elif args.scaling == "size":
+        runs = [(70, 0, 0, 70000), (280, 0, 0, 70000)]
+    results = REPO / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    for scale, divergence, seconds, rows in runs:
+        name = "rewind-s%d-d%s-t%d-r%d" % (scale, divergence, seconds, rows)
+        home = CACHE / "bench" / name
+        state = build(home, scale, divergence, seconds, rows)
+        outcome = run_suite(state)
+        report(state, outcome)
+        (results / (name + ".json")).write_text(json.dumps(
             {k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")}
-             for k, v in rows.items()}, indent=2))
+             for k, v in outcome.items()}, indent=2))
+        if not args.keep:             # a few GB each: the disk would not hold them all
+            shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

@@ -36,6 +36,7 @@ need_pkgs=()
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v node >/dev/null || need_pkgs+=(nodejs)
 command -v npm >/dev/null || need_pkgs+=(npm)
+command -v shellcheck >/dev/null || need_pkgs+=(shellcheck)     # ansible-test sanity
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"
     # Do not let the package create and start its own cluster on port 5432.
