@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The faults and bad inputs the tests inject, how, and the outcome they assert.
 
 docs/faults.md is rendered from this table (`python tests/resilience/catalog.py >
@@ -63,17 +62,17 @@ FAULTS = [
      "damaged copies of a real pg_control", "ControlFileError naming the file",
      "integration/test_controlfile.py::test_bad_crc_and_unknown_version_are_clear_errors"),
     ("malformed or missing timeline history", "hand-written history files",
-     "TimelineError naming the file", "unit/test_timeline.py::test_malformed_history_is_a_clear_error"),
+     "TimelineError naming the file", "unit/plugins/module_utils/test_timeline.py::test_malformed_history_is_a_clear_error"),
     ("listing with `..`, absolute paths, symlinks outside, relative tablespace links, "
      "impossible sizes", "hand-written listings (a real server cannot produce them)",
      "refused `unsafe_path`; nothing written",
-     "unit/test_hostile_source.py::test_paths_leaving_the_data_directory_are_refused"),
+     "unit/plugins/module_utils/test_hostile_source.py::test_paths_leaving_the_data_directory_are_refused"),
     ("symlink planted inside the target", "base/5 -> a directory outside", "refused "
      "`unsafe_path`; nothing written outside",
-     "unit/test_hostile_source.py::test_no_write_through_a_symlink_planted_in_the_target"),
+     "unit/plugins/module_utils/test_hostile_source.py::test_no_write_through_a_symlink_planted_in_the_target"),
     ("fuzzed pg_control, history files, WAL segments and records", "hypothesis, 150 "
      "mutations of real bytes each", "only the engine's own errors; each read ends in "
-     "seconds", "unit/test_fuzz.py::test_wal_reader_on_mutated_segments"),
+     "seconds", "integration/test_fuzz.py::test_wal_reader_on_mutated_segments"),
     ("the test password", "every role the tests create uses it", "never in a module "
      "result, warning, error, saved output or server log", "conftest.py::pytest_sessionfinish"),
 ]
