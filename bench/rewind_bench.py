@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Rewind benchmark: our rewind against native pg_rewind and pg_basebackup, one cluster, one run.
 
     make bench                       (or .cache/venv/bin/python bench/rewind_bench.py)
@@ -136,7 +135,8 @@ def run_ours(target, source, local: bool) -> dict:
     assert row["rc"] == 0, row["stdout"][-3000:] + row["stderr"][-3000:]
     row.update(fetched=result["bytes_fetched"], wal=result["wal_bytes_scanned"],
                phases=result["duration_s"], files=result["files"],
-               identical=result.get("files_identical"), blocks=result["blocks_copied"])
+               identical=result.get("files_identical"), blocks=result["blocks_copied"],
+               progress=result.get("progress_overhead"))
     return row
 
 
@@ -159,7 +159,7 @@ def run_basebackup(state, source) -> dict:
     row = measure([debian_tool("pg_basebackup"), "-D", dest, "-h", "127.0.0.1", "-p",
                    source.port, "-U", "postgres", "-X", "stream", "-c", "fast"], **_as_pg())
     assert row["rc"] == 0, row["stderr"][-3000:]
-    row["fetched"] = int(subprocess.run(["du", "-sb", str(dest)], capture_output=True,
+    row["fetched"] = int(subprocess.run(["du", "-sb", str(dest)], capture_output=True, check=True,
                                         text=True).stdout.split()[0])
     row["wal"] = None
     shutil.rmtree(dest, ignore_errors=True)
@@ -217,7 +217,7 @@ def run_suite(state, checks=True) -> dict:
 
 
 def report(state, rows) -> None:
-    size = int(subprocess.run(["du", "-sb", state["snapshot"]], capture_output=True,
+    size = int(subprocess.run(["du", "-sb", state["snapshot"]], capture_output=True, check=True,
                               text=True).stdout.split()[0])
     print()
     print("Rewind benchmark: PostgreSQL %d, pgbench scale %d (cluster %.2f GB), %d rows (%.2f %%) "
@@ -240,10 +240,14 @@ def report(state, rows) -> None:
               "not copied; phases %s" % (
                   name, base / rows[name]["seconds"], rows[name]["blocks"], rows[name]["files"],
                   rows[name]["identical"], rows[name]["phases"]))
+        overhead = rows[name].get("progress") or {}
+        print("  progress file upkeep: %.4f s over %s updates (%.3f %% of the run)" % (
+            overhead.get("seconds", 0), overhead.get("updates", 0),
+            100.0 * overhead.get("seconds", 0) / rows[name]["seconds"]))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--scale", type=int, default=150, help="pgbench scale (150 ~ 2.2 GB)")
     parser.add_argument("--divergence", type=float, default=1.0,
                         help="percent of pgbench_accounts updated on the old primary")

@@ -35,24 +35,33 @@ class Progress:
         self.done = 0
         self.total = 0
         self._written = 0.0
+        self.calls = 0
+        self.cost_s = 0.0       # time spent keeping progress: the benchmark reports it
 
     def phase(self, name: str, total: int = 0) -> None:
+        began = time.perf_counter()
         self._phase, self._phase_started = name, time.time()
         self.done, self.total = 0, total
         self._write()
+        self.cost_s += time.perf_counter() - began
 
     def advance(self, amount: int) -> None:
-        self.done += amount
-        if time.time() - self._written >= self.interval:
-            self._write()
+        self.update(self.done + amount)
 
     def update(self, done: int) -> None:
+        began = time.perf_counter()
         self.done = done
         if time.time() - self._written >= self.interval:
             self._write()
+        self.calls += 1
+        self.cost_s += time.perf_counter() - began
 
     def end(self, failed: bool = False) -> None:
         self.phase("failed" if failed else "done")
+
+    def overhead(self) -> dict:
+        """What keeping progress cost this run (seconds, updates counted)."""
+        return {"seconds": round(self.cost_s, 4), "updates": self.calls}
 
     def _write(self) -> None:
         if not self.path:

@@ -84,6 +84,7 @@ def run(options: RewindOptions) -> dict:
     progress.end()
     if progress.path:
         result["progress_file"] = progress.path
+    result["progress_overhead"] = progress.overhead()
     return result
 
 

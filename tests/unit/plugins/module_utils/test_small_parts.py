@@ -40,6 +40,19 @@ def test_progress_file(tmp_path):
     assert (state["phase"], state["done"], state["total"], state["percent"]) == ("copy", 250, 1000, 25.0)
     progress.end()
     assert json.loads(path.read_text())["phase"] == "done"
+    overhead = progress.overhead()
+    assert overhead["updates"] == 1 and overhead["seconds"] > 0
+
+
+def test_progress_file_written_at_most_once_per_interval(tmp_path, monkeypatch):
+    path = tmp_path / "progress.json"
+    progress = Progress(str(path), interval=3600)
+    progress.phase("copy", 1000)
+    writes = []
+    monkeypatch.setattr(progress, "_write", lambda: writes.append(progress.done))
+    for _unused in range(100):
+        progress.advance(10)
+    assert writes == [] and progress.done == 1000 and progress.overhead()["updates"] == 100
     assert default_path("/var/lib/postgresql/16/main").endswith(
         "pgops_rewind-progress-var_lib_postgresql_16_main.json")
 
