@@ -101,4 +101,20 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" !
     echo "$want" > "$venv/.requirements"
 fi
 chmod -R a+rX "$venv"
+
+# --- ansible-test's pip bootstrap -------------------------------------------
+# ansible-test downloads get-pip.py from ci-files.testing.ansible.com, which is not
+# reachable here; it uses a cached copy when one exists, so provide ours (ensurepip,
+# then pip from the package index).
+pip_for_test=$("$venv/bin/python" - <<'PY'
+import pathlib, re, ansible_test
+text = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
+print(re.search(r"pip='([0-9.]+)'", text).group(1))
+PY
+)
+get_pip="$HOME/.ansible/test/cache/get_pip_${pip_for_test//./_}.py"
+if ! cmp -s scripts/ansible_test_get_pip.py "$get_pip"; then
+    mkdir -p "$(dirname "$get_pip")"
+    cp scripts/ansible_test_get_pip.py "$get_pip"
+fi
 log "ready: PostgreSQL 11-18, venv $venv, OS user for servers: $pguser"
