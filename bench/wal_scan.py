@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """WAL scan throughput: our reader against pg_waldump --stats, on the same WAL, in one run.
 
     make bench-wal            (or: .cache/venv/bin/python bench/wal_scan.py --wal-mb 1024)
@@ -102,7 +101,8 @@ def ours(datadir, start, end, mode) -> dict:
 
 
 def waldump(datadir, start, end) -> dict:
-    fmt = lambda lsn: "%X/%X" % (lsn >> 32, lsn & 0xFFFFFFFF)  # noqa: E731
+    def fmt(lsn):
+        return "%X/%X" % (lsn >> 32, lsn & 0xFFFFFFFF)
     t0, c0 = time.perf_counter(), _children_cpu()
     out = subprocess.run([str(debian_tool("pg_waldump")), "--stats", "-p",
                           os.path.join(datadir, "pg_wal"), "-s", fmt(start), "-e", fmt(end)],
@@ -118,25 +118,25 @@ def _children_cpu() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--wal-mb", type=int, default=1024, help="WAL to scan (MB)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     args = parser.parse_args()
     datadir, start, end = prepare(args.wal_mb)
     mb = (end - start) / 1e6
-    for _ in range(2):   # warm the page cache so every contender reads from memory
+    for _unused in range(2):   # warm the page cache so every contender reads from memory
         waldump(datadir, start, end)
-    native = min((waldump(datadir, start, end) for _ in range(args.repeat)),
+    native = min((waldump(datadir, start, end) for _unused in range(args.repeat)),
                  key=lambda r: r["seconds"])
-    reader = min((ours(datadir, start, end, "reader") for _ in range(args.repeat)),
+    reader = min((ours(datadir, start, end, "reader") for _unused in range(args.repeat)),
                  key=lambda r: r["seconds"])
-    scan = min((ours(datadir, start, end, "scan") for _ in range(args.repeat)),
+    scan = min((ours(datadir, start, end, "scan") for _unused in range(args.repeat)),
                key=lambda r: r["seconds"])
     assert reader["records"] == scan["records"] == native["records"], (reader, scan, native)
     print("WAL scan: %.0f MB, %d records (PostgreSQL 15, pgbench), best of %d"
           % (mb, native["records"], args.repeat))
-    print("%-26s %8s %8s %12s %8s %10s %9s" % ("", "wall s", "CPU s", "records/s", "MB/s",
-                                             "vs native", "peak RSS"))
+    print("%-26s %8s %8s %12s %8s %10s %9s" % (
+        "", "wall s", "CPU s", "records/s", "MB/s", "vs native", "peak RSS"))
     for name, row in (("pg_waldump --stats", native), ("ours: reader", reader),
                       ("ours: changed-block scan", scan)):
         print("%-26s %8.2f %8.2f %12.0f %8.1f %9.1fx %9s" % (

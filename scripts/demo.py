@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make demo`: a real failover on this machine, repaired by the rejoin playbook.
 
 Builds a primary and a streaming standby (PostgreSQL $PG_MAJOR, default 15) with a few

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render the generated documents: docs/troubleshooting.md from the engine's error
 catalog and docs/faults.md from the tests' fault catalog.
 

@@ -36,9 +36,9 @@ def pytest_sessionfinish(session, exitstatus):
                 TEST_PASSWORD in path.read_text(errors="replace"):
             leaks.append(str(path.relative_to(OUTPUT)))
     checked = (OUTPUT / "ansible.log").exists()
-    print("\nsecret check: %s (%s)" % ("LEAKED in " + ", ".join(leaks) if leaks else "clean",
-                                      "ansible.log and saved outputs" if checked
-                                      else "no module ran"))
+    print("\nsecret check: %s (%s)" % (
+        "LEAKED in " + ", ".join(leaks) if leaks else "clean",
+        "ansible.log and saved outputs" if checked else "no module ran"))
     if leaks:
         session.exitstatus = 1
 

@@ -129,7 +129,7 @@ class ChangedBlocks:
         relseg_size, count = struct.unpack_from("<II", data)
         blocks = cls(relseg_size)
         offset = 8
-        for _ in range(count):
+        for _unused in range(count):
             spc, db, rel, segno, length = cls._HEAD.unpack_from(data, offset)
             offset += cls._HEAD.size
             bitmap = bytearray(data[offset:offset + length])

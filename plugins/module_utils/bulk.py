@@ -44,7 +44,7 @@ def in_parallel(batches, workers):
                     return
         except Exception as exc:  # a bad request list: report it, end the workers
             _put(done, exc, stop)
-        for _ in workers:
+        for _unused in workers:
             _put(work, _END, stop)
 
     def serve(worker):
@@ -134,7 +134,7 @@ class BinaryRows:
     @staticmethod
     def _row(buf, position, fields):
         values = []
-        for _ in range(fields):
+        for _unused in range(fields):
             if len(buf) - position < 4:
                 return None, position
             length = struct.unpack_from(">i", buf, position)[0]

@@ -110,9 +110,9 @@ def main(argv=None) -> int:
     text = json.dumps(result, indent=2, sort_keys=True, default=str)
     for secret in secrets:
         text = text.replace(secret, "********")
-    print(text)
+    sys.stdout.write(text + "\n")
     return 1 if result.get("failed") else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

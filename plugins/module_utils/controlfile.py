@@ -111,6 +111,8 @@ LAYOUTS = {
         "v18": ("v17", True, False, True),
     }.items()
 }
+
+
 @dataclass(frozen=True)
 class CheckPoint:
     """The CheckPoint struct: main data of checkpoint records, also copied into pg_control."""

@@ -30,11 +30,11 @@ def step(what: str = "") -> None:
         if what.startswith(spec[5:]):
             os.kill(os.getpid(), signal.SIGKILL)
         return
-    kind, _, arg = spec.partition(":")
+    kind, _unused, arg = spec.partition(":")
     if kind == "kill" and _steps == int(arg):
         os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "pause":
-        number, _, path = arg.partition(":")
+        number, _unused, path = arg.partition(":")
         if _steps == int(number):
             with open(path, "w") as marker:
                 marker.write(what)

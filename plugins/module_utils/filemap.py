@@ -153,7 +153,7 @@ def is_excluded(path: str) -> bool:
     """Paths a rewind never copies from the source (and removes from the target)."""
     if "/pgsql_tmp" in path or path.startswith("pgsql_tmp"):
         return True
-    top, _, rest = path.partition("/")
+    top, _unused, rest = path.partition("/")
     if rest and top in _EXCLUDED_DIR_CONTENTS:
         return True
     name = posixpath.basename(path)

@@ -244,7 +244,7 @@ class LibpqSource(Source):
         whatever order they arrive (each is written at its own offset)."""
         conns = [self.conn]
         try:
-            conns += [self._connect() for _ in range(self.parallel - 1)]
+            conns += [self._connect() for _unused in range(self.parallel - 1)]
             for chunks in in_parallel(batches, [
                     (lambda batch, conn=conn: self._fetch_batch(conn, batch)) for conn in conns]):
                 yield from chunks

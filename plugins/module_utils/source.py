@@ -18,6 +18,7 @@ from .controlfile import CONTROL_PATH, ControlFile, parse_control_file
 from .errors import SourceError
 from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 
+
 class Source:
     """The source cluster, as the engine needs to see it."""
 
@@ -134,9 +135,6 @@ class LocalSource(Source):
         finally:
             if handle is not None:
                 handle.close()
-
-
-
 
 
 def open_source(source_server: Optional[str] = None, source_pgdata: Optional[str] = None,

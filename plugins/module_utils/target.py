@@ -318,5 +318,3 @@ def check_not_running(root: str) -> None:
                            hint="Stop it first (pg_ctl stop -m fast, or its service); the role "
                                 "pgops.rewind.pg_rewind does this for you.",
                            code="target_running")
-
-

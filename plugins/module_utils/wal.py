@@ -151,8 +151,8 @@ class WalReader:
 
     def _check_page(self, chunk, offset, page_lsn, magic, info, tli, pageaddr, sequential):
         seg = segment_name(self._file_key[0], self._file_key[1], self.seg_size)
-        where = "in WAL segment %s, LSN %s, offset %d" % (seg, format_lsn(page_lsn),
-                                                         page_lsn % self.seg_size)
+        where = "in WAL segment %s, LSN %s, offset %d" % (
+            seg, format_lsn(page_lsn), page_lsn % self.seg_size)
         if magic == 0 and pageaddr == 0:
             raise EndOfWal("zero-filled page %s" % where, page_lsn)
         if magic != self.fmt.wal_page_magic:

@@ -30,15 +30,19 @@ options:
     default: present
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 requirements:
   - psycopg2 on the managed node
 author:
-  - pgops.rewind developers
+  - pgops.rewind developers (@pgops)
 """
 
 EXAMPLES = r"""

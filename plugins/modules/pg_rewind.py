@@ -110,12 +110,16 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: A real dry run. Reads everything, plans, and returns the plan summary; writes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
     details: Returns per-action file counts and the files that cost the most to fetch.
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 requirements:
   - psycopg2 on the managed node, for O(source_server)
@@ -133,7 +137,7 @@ seealso:
     description: PostgreSQL's own tool, which this module re-implements.
     link: https://www.postgresql.org/docs/current/app-pgrewind.html
 author:
-  - pgops.rewind developers
+  - pgops.rewind developers (@pgops)
 """
 
 EXAMPLES = r"""
@@ -180,16 +184,16 @@ divergence:
   returned: always
   type: dict
   contains:
-    timeline: {description: Last common timeline., type: int}
-    lsn: {description: First WAL location not shared., type: str}
+    timeline: {description: "Last common timeline.", type: int}
+    lsn: {description: "First WAL location not shared.", type: str}
 last_common_checkpoint:
   description: Checkpoint replay restarts from (null when no rewind was needed).
   returned: always
   type: dict
   contains:
-    lsn: {description: Checkpoint record location., type: str}
-    timeline: {description: Its timeline., type: int}
-    redo: {description: Where replay starts., type: str}
+    lsn: {description: "Checkpoint record location.", type: str}
+    timeline: {description: "Its timeline.", type: int}
+    redo: {description: "Where replay starts.", type: str}
 min_recovery_point:
   description: The target stays in recovery until it has replayed this far (the source's WAL
     position when the rewind finished).
@@ -200,13 +204,13 @@ files:
   returned: when a rewind is (or would be) done
   type: dict
   contains:
-    copied: {description: Copied whole., type: int}
-    copied_tail: {description: Relation files extended with the source's tail., type: int}
-    copied_blocks: {description: Relation files patched block by block., type: int}
-    truncated: {description: Relation files cut to the source's size., type: int}
-    removed: {description: Removed (only on the target)., type: int}
-    created: {description: Directories and tablespace links created., type: int}
-    kept: {description: Kept as the target has them (keep_files, WAL replay needs)., type: int}
+    copied: {description: "Copied whole.", type: int}
+    copied_tail: {description: "Relation files extended with the source's tail.", type: int}
+    copied_blocks: {description: "Relation files patched block by block.", type: int}
+    truncated: {description: "Relation files cut to the source's size.", type: int}
+    removed: {description: "Removed (only on the target).", type: int}
+    created: {description: "Directories and tablespace links created.", type: int}
+    kept: {description: "Kept as the target has them (keep_files, WAL replay needs).", type: int}
 blocks_copied:
   description: Changed blocks copied from the source.
   returned: when a rewind is (or would be) done
@@ -245,6 +249,13 @@ progress_file:
   returned: unless check mode or disabled
   type: str
   sample: /tmp/pgops_rewind-progress-var_lib_postgresql_16_main.json
+progress_overhead:
+  description: What keeping the progress file cost (it is rewritten at most once a second).
+  returned: always
+  type: dict
+  contains:
+    seconds: {description: "Seconds spent on progress bookkeeping and writes.", type: float}
+    updates: {description: "Progress updates counted.", type: int}
 files_identical:
   description: Whole files the target already had byte for byte (checksummed), so not copied.
   returned: when a rewind is (or would be) done

@@ -43,11 +43,15 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: The module never changes anything.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 requirements:
   - psycopg2 on the managed node, only for O(source_server)
@@ -59,7 +63,7 @@ notes:
 seealso:
   - module: pgops.rewind.pg_rewind
 author:
-  - pgops.rewind developers
+  - pgops.rewind developers (@pgops)
 """
 
 EXAMPLES = r"""
@@ -92,23 +96,23 @@ target:
   returned: always
   type: dict
   contains:
-    pg_major: {description: PostgreSQL major version., type: int, sample: 16}
-    system_identifier: {description: Database system identifier (a string, it exceeds 2^53)., type: str}
-    state: {description: Cluster state as pg_controldata prints it., type: str, sample: shut down}
-    timeline: {description: Timeline the cluster is on., type: int, sample: 1}
-    checkpoint_lsn: {description: Latest checkpoint location., type: str, sample: 0/3000060}
-    redo_lsn: {description: Its redo location., type: str}
-    checkpoint_timeline: {description: Its timeline., type: int}
-    min_recovery_point: {description: Minimum recovery ending location., type: str}
-    min_recovery_point_timeline: {description: Its timeline., type: int}
-    data_checksums: {description: Data checksums are on., type: bool}
-    wal_log_hints: {description: wal_log_hints was on at the last checkpoint., type: bool}
-    full_page_writes: {description: full_page_writes was on at the last checkpoint., type: bool}
-    wal_level: {description: wal_level setting., type: str}
-    block_size: {description: Database block size., type: int}
-    wal_segment_size: {description: Bytes per WAL segment., type: int}
-    pg_control_version: {description: pg_control version number., type: int}
-    catalog_version: {description: Catalog version number., type: int}
+    pg_major: {description: "PostgreSQL major version.", type: int, sample: 16}
+    system_identifier: {description: "Database system identifier (a string, it exceeds 2^53).", type: str}
+    state: {description: "Cluster state as pg_controldata prints it.", type: str, sample: shut down}
+    timeline: {description: "Timeline the cluster is on.", type: int, sample: 1}
+    checkpoint_lsn: {description: "Latest checkpoint location.", type: str, sample: 0/3000060}
+    redo_lsn: {description: "Its redo location.", type: str}
+    checkpoint_timeline: {description: "Its timeline.", type: int}
+    min_recovery_point: {description: "Minimum recovery ending location.", type: str}
+    min_recovery_point_timeline: {description: "Its timeline.", type: int}
+    data_checksums: {description: "Data checksums are on.", type: bool}
+    wal_log_hints: {description: "wal_log_hints was on at the last checkpoint.", type: bool}
+    full_page_writes: {description: "full_page_writes was on at the last checkpoint.", type: bool}
+    wal_level: {description: "wal_level setting.", type: str}
+    block_size: {description: "Database block size.", type: int}
+    wal_segment_size: {description: "Bytes per WAL segment.", type: int}
+    pg_control_version: {description: "pg_control version number.", type: int}
+    catalog_version: {description: "Catalog version number.", type: int}
 source:
   description: Control data of the source, with the same keys as RV(target).
   returned: when a source is given
@@ -130,16 +134,16 @@ divergence:
   returned: when a source is given
   type: dict
   contains:
-    timeline: {description: Last common timeline., type: int, sample: 1}
-    lsn: {description: First WAL location not shared., type: str, sample: 0/3009608}
+    timeline: {description: "Last common timeline.", type: int, sample: 1}
+    lsn: {description: "First WAL location not shared.", type: str, sample: 0/3009608}
 last_common_checkpoint:
   description: The checkpoint a rewound target restarts replay from; null when no rewind is required.
   returned: when a source is given
   type: dict
   contains:
-    lsn: {description: Location of the checkpoint record., type: str}
-    timeline: {description: Its timeline., type: int}
-    redo: {description: Where replay starts., type: str}
+    lsn: {description: "Location of the checkpoint record.", type: str}
+    timeline: {description: "Its timeline.", type: int}
+    redo: {description: "Where replay starts.", type: str}
 target_wal_end:
   description: Where the target's WAL ends (end of its last checkpoint record, or its minimum recovery point).
   returned: when a source is given
@@ -177,21 +181,21 @@ server:
   returned: when O(target_server) is given
   type: dict
   contains:
-    running: {description: Whether a connection succeeded., type: bool}
-    error: {description: Why not, when it did not., type: str}
-    in_recovery: {description: The server is a standby., type: bool}
-    timeline: {description: Timeline it writes or receives., type: int}
-    wal_position: {description: Current WAL location (replayed, for a standby)., type: str}
+    running: {description: "Whether a connection succeeded.", type: bool}
+    error: {description: "Why not, when it did not.", type: str}
+    in_recovery: {description: "The server is a standby.", type: bool}
+    timeline: {description: "Timeline it writes or receives.", type: int}
+    wal_position: {description: "Current WAL location (replayed, for a standby).", type: str}
     wal_receiver:
       description: Its WAL receiver (null when none runs).
       type: dict
       contains:
-        status: {description: pg_stat_wal_receiver status., type: str, sample: streaming}
-        streaming: {description: status is streaming., type: bool}
-        sender_host: {description: Upstream host., type: str}
-        sender_port: {description: Upstream port., type: int}
-        slot_name: {description: Replication slot used., type: str}
-        timeline: {description: Timeline received., type: int}
+        status: {description: "pg_stat_wal_receiver status.", type: str, sample: streaming}
+        streaming: {description: "status is streaming.", type: bool}
+        sender_host: {description: "Upstream host.", type: str}
+        sender_port: {description: "Upstream port.", type: int}
+        slot_name: {description: "Replication slot used.", type: str}
+        timeline: {description: "Timeline received.", type: int}
     replay_lag_bytes:
       description: Bytes of the source's WAL not yet replayed (with a running source).
       type: int

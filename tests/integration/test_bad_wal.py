@@ -28,7 +28,7 @@ def wal_template(tmp_path_factory):
         node.sql("CREATE TABLE t (id int, pad text)")
         node.checkpoint()
         start = node.scalar("SELECT pg_current_wal_insert_lsn()::text")
-        for _ in range(3):
+        for _unused in range(3):
             node.sql("INSERT INTO t SELECT g, repeat('x', 500) FROM generate_series(1, 20000) g")
             node.sql("SELECT pg_switch_wal()")
         node.sql("SELECT pg_logical_emit_message(true, 'spanning', repeat('y', 40000))")
@@ -57,7 +57,7 @@ def wal(wal_template, tmp_path):
 def _read(datadir, start, end):
     reader = reader_for(str(datadir))
     try:
-        return sum(1 for _ in reader.records(start, end))
+        return sum(1 for _unused in reader.records(start, end))
     finally:
         reader.close()
 
@@ -81,7 +81,7 @@ def test_intact_copy_reads(wal):
 
 
 def test_truncated_segment(wal):
-    datadir, start, end, _ = wal
+    datadir, start, end, _unused = wal
     _segno, path = _middle_segment(datadir, start, end)
     os.truncate(path, SEG // 2)
     with pytest.raises(WalError) as err:
@@ -90,7 +90,7 @@ def test_truncated_segment(wal):
 
 
 def test_zero_filled_page(wal):
-    datadir, start, end, _ = wal
+    datadir, start, end, _unused = wal
     segno, path = _middle_segment(datadir, start, end)
     _poke(path, 5 * 8192, bytes(8192))
     with pytest.raises(WalError) as err:
@@ -102,7 +102,7 @@ def test_zero_filled_page(wal):
 
 
 def test_wrong_page_magic(wal):
-    datadir, start, end, _ = wal
+    datadir, start, end, _unused = wal
     _segno, path = _middle_segment(datadir, start, end)
     _poke(path, 3 * 8192, struct.pack("<H", 0xD10D))     # PostgreSQL 14's magic
     with pytest.raises(WalError) as err:
@@ -111,7 +111,7 @@ def test_wrong_page_magic(wal):
 
 
 def test_page_from_another_timeline(wal):
-    datadir, start, end, _ = wal
+    datadir, start, end, _unused = wal
     _segno, path = _middle_segment(datadir, start, end)
     _poke(path, 7 * 8192 + 4, struct.pack("<I", 2))
     with pytest.raises(WalError) as err:
@@ -120,7 +120,7 @@ def test_page_from_another_timeline(wal):
 
 
 def test_segment_of_another_cluster(wal):
-    datadir, start, end, _ = wal
+    datadir, start, end, _unused = wal
     _segno, path = _middle_segment(datadir, start, end)
     _poke(path, 24, struct.pack("<Q", 12345))            # xlp_sysid of the long header
     with pytest.raises(WalError) as err:
@@ -129,7 +129,7 @@ def test_segment_of_another_cluster(wal):
 
 
 def test_missing_segment_in_the_middle(wal):
-    datadir, start, end, _ = wal
+    datadir, start, end, _unused = wal
     _segno, path = _middle_segment(datadir, start, end)
     path.unlink()
     with pytest.raises(MissingWalError) as err:

@@ -76,7 +76,7 @@ def test_control_file_parser(real, data):
     major = data.draw(st.sampled_from(sorted(real["controls"])))
     raw = bytearray(real["controls"][major])
     layout = cf.format_for(*struct.unpack_from("<II", raw, 8)).control_layout
-    for _ in range(data.draw(st.integers(1, 8))):
+    for _unused in range(data.draw(st.integers(1, 8))):
         offset = data.draw(st.integers(0, 320))
         raw[offset] = data.draw(st.integers(0, 255))
     fix_crc = data.draw(st.booleans())
@@ -120,7 +120,7 @@ class _OneSegment:
 def test_wal_reader_on_mutated_segments(real, data):
     segment = bytearray(real["segment"])
     used = max(lsn + len(rec) for lsn, rec in real["records"]) - real["segno"] * SEG
-    for _ in range(data.draw(st.integers(1, 6))):
+    for _unused in range(data.draw(st.integers(1, 6))):
         kind = data.draw(st.sampled_from(["byte", "zero", "copy"]))
         offset = data.draw(st.integers(0, used))
         if kind == "byte":
@@ -150,7 +150,7 @@ def test_record_decoder_on_mutated_records(real, data):
     """Mutate the record's body and fix its CRC, so the decoder itself meets garbage."""
     lsn, rec = data.draw(st.sampled_from(real["records"]))
     body = bytearray(rec)
-    for _ in range(data.draw(st.integers(1, 6))):
+    for _unused in range(data.draw(st.integers(1, 6))):
         position = data.draw(st.integers(24, max(24, len(body) - 1)))
         if position < len(body):
             body[position] = data.draw(st.integers(0, 255))

@@ -139,7 +139,7 @@ def test_changed_blocks_of_known_updates(bed, major):
     assert any(b.bimg_info & reader.fmt.image.has_hole for b in images)
     # whole history from the first segment reads without error too
     start = first_record(str(node.datadir), reader)
-    total = sum(1 for _ in reader.records(start))
+    total = sum(1 for _unused in reader.records(start))
     assert total > len(records)
     assert reader.end_of_wal is not None
 

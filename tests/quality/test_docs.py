@@ -8,5 +8,5 @@ from support.env import REPO
 
 def test_generated_docs_are_current():
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "render_docs.py"), "--check"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

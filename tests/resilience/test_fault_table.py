@@ -9,7 +9,7 @@ from support.env import REPO
 
 def test_every_named_test_exists():
     for _fault, _how, _outcome, test in FAULTS:
-        path, _, name = test.partition("::")
+        path, _unused, name = test.partition("::")
         tree = ast.parse((REPO / "tests" / path).read_text())
         names = {node.name for node in ast.walk(tree)
                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}

@@ -214,8 +214,8 @@ def test_keeps_the_target_wal_replay_needs(bed, collection):
     for name in os.listdir(new.datadir / "pg_wal"):
         if name.startswith("00000001"):
             os.unlink(new.datadir / "pg_wal" / name)
-    fork_segment = "00000001%08X%08X" % (int(switch_segment.split("/")[0], 16),
-                                          int(switch_segment.split("/")[1], 16) >> 24)
+    high, low = (int(part, 16) for part in switch_segment.split("/"))
+    fork_segment = "00000001%08X%08X" % (high, low >> 24)
     _ok(rewind(fo))
     assert (fo.old_primary.datadir / "pg_wal" / fork_segment).exists()
     assert_follows_and_matches(fo)

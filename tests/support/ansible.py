@@ -50,7 +50,7 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
     if diff:
         cmd.append("--diff")
     proc = subprocess.run(cmd, env=ansible_env(), capture_output=True, text=True,
-                          timeout=timeout, cwd="/tmp")
+                          timeout=timeout, cwd="/tmp", check=False)
     try:    # "localhost | SUCCESS => {...}"
         result = json.loads(proc.stdout.split("=>", 1)[1])
     except (ValueError, IndexError):
@@ -77,11 +77,11 @@ def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = Fa
     environment = ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
                                "ANSIBLE_FORCE_COLOR": "0", **(env or {})})
     proc = subprocess.run(cmd, env=environment, capture_output=True, text=True,
-                          timeout=timeout, cwd=str(REPO))
+                          timeout=timeout, cwd=str(REPO), check=False)
     recap = {}
     for line in proc.stdout.splitlines():
         match = re.match(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", line.strip())
         if match:
-            recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
-                                                                       match.group(2))}
+            counts = re.findall(r"(\w+)=(\d+)", match.group(2))
+            recap[match.group(1)] = {k: int(v) for k, v in counts}
     return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "recap": recap}

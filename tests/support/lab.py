@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A primary/standby lab on this host, from the command line (Molecule, `make demo`).
 
     lab.py create   --dir DIR [--major 15] [--scale 0]   primary + streaming standby
@@ -52,8 +51,8 @@ def _load(home: Path):
 def create(home: Path, major: int, scale: int) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o755)
-    primary = Cluster("primary", major, home).init(checksums=False, wal_log_hints=True,
-                                                    fsync=True)
+    primary = Cluster("primary", major, home)
+    primary.init(checksums=False, wal_log_hints=True, fsync=True)
     primary.start()
     seed(primary)
     if scale:
@@ -99,7 +98,7 @@ def destroy(home: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=["create", "failover", "compare", "status", "destroy"])
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--major", type=int, default=15)

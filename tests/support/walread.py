@@ -62,7 +62,8 @@ _FORKS = {None: 0, "": 0, "main": 0, "fsm": 1, "vm": 2, "init": 3}
 
 def pg_waldump(waldir, start: int, end: int, timeline: int = 1) -> list:
     """Records pg_waldump (Debian PostgreSQL 15) reports between start and end."""
-    fmt = lambda lsn: "%X/%X" % (lsn >> 32, lsn & 0xFFFFFFFF)  # noqa: E731
+    def fmt(lsn):
+        return "%X/%X" % (lsn >> 32, lsn & 0xFFFFFFFF)
     proc = run_pg([debian_tool("pg_waldump"), "-p", waldir, "-t", str(timeline),
                    "-s", fmt(start), "-e", fmt(end)], check=False, timeout=600)
     if proc.returncode != 0:

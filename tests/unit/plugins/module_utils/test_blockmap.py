@@ -25,7 +25,7 @@ def test_blocks_per_segment_file_and_ranges():
 
 def test_memory_grows_with_changed_blocks_not_with_changes():
     blocks = ChangedBlocks()
-    for _ in range(100):                       # the same hot block changed again and again
+    for _round in range(100):                       # the same hot block changed again and again
         for blk in range(1000):
             blocks.add(1663, 5, 16384, blk)
     assert len(blocks) == 1000

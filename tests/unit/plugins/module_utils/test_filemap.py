@@ -91,7 +91,9 @@ def test_wal_copied_only_where_replay_needs_it():
     seg = 16 << 20
     rule = WalCopyRule(seg, redo=3 * seg + 100, divergence_lsn=5 * seg + 40,
                        common_timelines=frozenset({1}), source_end=8 * seg + 10)
-    name = lambda tli, segno: "pg_wal/%08X%08X%08X" % (tli, 0, segno)  # noqa: E731
+
+    def name(tli, segno):
+        return "pg_wal/%08X%08X%08X" % (tli, 0, segno)
     source = {name(1, 2): FileEntry(FILE, seg), name(1, 4): FileEntry(FILE, seg),
               name(1, 5): FileEntry(FILE, seg), name(2, 5): FileEntry(FILE, seg),
               name(2, 8): FileEntry(FILE, seg), name(2, 9): FileEntry(FILE, seg),
