@@ -83,16 +83,7 @@ class ChangedBlocks:
 
     def ranges(self, key: RelFileSegment) -> Iterator:
         """Runs of consecutive changed blocks as (first block, number of blocks)."""
-        start = previous = None
-        for block in self.blocks(key):
-            if previous is not None and block == previous + 1:
-                previous = block
-                continue
-            if start is not None:
-                yield start, previous - start + 1
-            start = previous = block
-        if start is not None:
-            yield start, previous - start + 1
+        return block_runs(self.blocks(key))
 
     def merge(self, other: "ChangedBlocks") -> None:
         """Add every block of `other` (same segment size)."""
@@ -141,3 +132,19 @@ class ChangedBlocks:
         if offset != len(data):
             raise ValueError("changed-block map has trailing bytes")
         return blocks
+
+
+def block_runs(blocks, max_blocks=None) -> Iterator:
+    """Ascending block numbers as (first, count) runs of consecutive blocks, each at
+    most max_blocks long when given (so one request stays bounded)."""
+    start = previous = None
+    for block in blocks:
+        if previous is not None and block == previous + 1 and (
+                max_blocks is None or block - start < max_blocks):
+            previous = block
+            continue
+        if start is not None:
+            yield start, previous - start + 1
+        start = previous = block
+    if start is not None:
+        yield start, previous - start + 1

@@ -14,6 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from .blockmap import block_runs
 from .errors import SourceError
 from .filemap import BLCKSZ, COPY, COPY_TAIL, CREATE, DIRECTORY, FILE, REMOVE, TRUNCATE, Plan
 
@@ -30,17 +31,8 @@ class ExecutionStats:
 
 
 def block_ranges(blocks, max_blocks=CHUNK // BLCKSZ):
-    """Ascending block numbers as (first, count) runs of at most max_blocks."""
-    start = previous = None
-    for block in blocks:
-        if previous is not None and block == previous + 1 and block - start < max_blocks:
-            previous = block
-            continue
-        if start is not None:
-            yield start, previous - start + 1
-        start = previous = block
-    if start is not None:
-        yield start, previous - start + 1
+    """Ascending block numbers as (first, count) runs of at most one chunk."""
+    return block_runs(blocks, max_blocks)
 
 
 def fetch_requests(actions, probe_growth=False):

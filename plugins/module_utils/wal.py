@@ -191,8 +191,9 @@ class WalReader:
         return False
 
     # --- records -----------------------------------------------------------
-    def _read(self, lsn, expected_prev, sequential):
-        """The record at `lsn`, or EndOfWal. Returns (RawRecord, next record's LSN)."""
+    def _record_page(self, lsn, sequential):
+        """The page a record at `lsn` starts on, once it is clear one can start there:
+        (chunk, offset of the page in it, offset in the page, page LSN)."""
         page_off = lsn % XLOG_BLCKSZ
         page_lsn = lsn - page_off
         chunk, base, info, rem_len, hdr = self._page(page_lsn, sequential)
@@ -201,6 +202,11 @@ class WalReader:
         if page_off == hdr and info & XLP_FIRST_IS_CONTRECORD and rem_len:
             raise EndOfWal("a continuation record starts at %s, not a record" % format_lsn(lsn),
                            lsn)
+        return chunk, base, page_off, page_lsn
+
+    def _read(self, lsn, expected_prev, sequential):
+        """The record at `lsn`, or EndOfWal. Returns (RawRecord, next record's LSN)."""
+        chunk, base, page_off, page_lsn = self._record_page(lsn, sequential)
         start = base + page_off
         avail = XLOG_BLCKSZ - page_off
         tot_len = _U32.unpack_from(chunk, start)[0]
@@ -349,14 +355,7 @@ class WalReader:
         if lsn >= limit:
             self._limit_reached = True
             return False
-        page_off = lsn % XLOG_BLCKSZ
-        page_lsn = lsn - page_off
-        chunk, base, info, rem_len, hdr = self._page(page_lsn, True)
-        if page_off < hdr:
-            raise EndOfWal("record position %s lies inside a page header" % format_lsn(lsn), lsn)
-        if page_off == hdr and info & XLP_FIRST_IS_CONTRECORD and rem_len:
-            raise EndOfWal("a continuation record starts at %s, not a record" % format_lsn(lsn),
-                           lsn)
+        chunk, base, page_off, page_lsn = self._record_page(lsn, True)
         stop = end if end is not None else 1 << 64
         unpack_header = _RECORD_HEADER.unpack_from
         max_rmid, custom_rmgrs = self.fmt.max_builtin_rmid, self.fmt.custom_rmgrs
