@@ -47,6 +47,7 @@ def run_pg(cmd: list, cwd: Path | None = None, check: bool = True, timeout: floa
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
     proc = subprocess.run([str(c) for c in cmd], cwd=str(cwd) if cwd else "/", env=env,
                           capture_output=True, text=True, timeout=timeout, input=input,
+                          start_new_session=True,   # pg_ctl 11 does not detach the server
                           **run_as_kwargs(), check=False)
     if check and proc.returncode != 0:
         raise TestBedError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
