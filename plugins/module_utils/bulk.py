@@ -15,16 +15,16 @@ from .errors import SourceError
 _END = object()
 
 
-def batches_of(requests, max_requests: int, max_bytes: int):
+def batches_of(requests, max_requests: int, max_bytes: int, size=lambda request: request[2]):
     """(path, offset, length) requests grouped into batches that bound the memory their
-    answers take."""
-    batch, size = [], 0
+    answers take (or the bytes `size` says each item costs)."""
+    batch, total = [], 0
     for request in requests:
         batch.append(request)
-        size += request[2]
-        if len(batch) >= max_requests or size >= max_bytes:
+        total += size(request)
+        if len(batch) >= max_requests or total >= max_bytes:
             yield batch
-            batch, size = [], 0
+            batch, total = [], 0
     if batch:
         yield batch
 

@@ -85,7 +85,9 @@ def parameters(argv) -> tuple:
 def execute(command: str, params: dict) -> dict:
     """The same engine calls the modules make."""
     if command == "info":
-        source = open_source(params.get("source_server"), params.get("source_pgdata"))
+        source = open_source(params.get("source_server"), params.get("source_pgdata"),
+                             **{k: params[k] for k in ("connect_timeout", "source_timeout")
+                                if params.get(k) is not None})
         try:
             return dict(inspect(params["target_pgdata"], source, params.get("target_server")),
                         changed=False)

@@ -87,6 +87,33 @@ CATALOG = {
                          "Install python3-psycopg2 (or psycopg2-binary), or use source_pgdata."),
     "unsafe_path": ("The source listed a path outside the data directory.",
                     "The source is not a sound data directory: check it before rewinding."),
+    # TLS to the source, and bounded time (issue 12 item 8, issue 13 item 5)
+    "source_tls_failed": ("The TLS connection to the source failed: its certificate does not "
+                          "verify against sslrootcert, does not name the host connected to, or "
+                          "the source rejected the client certificate.",
+                          "Check sslrootcert (the CA that signed the new primary's certificate), "
+                          "that the host in the connection string is a name or address in the "
+                          "certificate, and sslcert/sslkey; nothing was changed."),
+    "source_tls_files": ("A certificate or key file named in the source connection string "
+                         "cannot be used (missing, unreadable, or a key readable by others).",
+                         "Give absolute paths readable by the OS user running the rewind; "
+                         "the client key must be mode 0600 and owned by that user."),
+    "source_tls_required": ("The source accepts only TLS connections (pg_hba.conf hostssl) and "
+                            "the connection string does not use TLS.",
+                            "Set sslmode=verify-full and sslrootcert in the source connection "
+                            "string (role: pg_rewind_source_sslrootcert)."),
+    "source_tls_weak": ("The source connection names sslrootcert with an sslmode that does not "
+                        "verify the certificate (libpq may fall back to no TLS at all).",
+                        "Set sslmode=verify-full (or verify-ca) in the source connection string."),
+    "source_timeout": ("The source did not answer in time (connect_timeout, or source_timeout "
+                       "for one request): it is hung, overloaded or unreachable.",
+                       "Check the new primary and the network to it, then run the same task "
+                       "again (it completes an interrupted rewind); raise source_timeout only "
+                       "for a source that is merely slow."),
+    "timeout": ("The run did not finish within its overall timeout; the message names the phase.",
+                "Run the same task again: before the first change the target is untouched, "
+                "after it the rerun completes the rewind from its journal. Raise timeout if "
+                "the rewind needs longer."),
     # preconditions
     "different_system": ("Source and target are different database systems.",
                          "Point the source at the new primary of this very cluster."),

@@ -5,7 +5,9 @@
 
 Only pg_ls_dir, pg_stat_file, pg_read_binary_file (and functions PUBLIC may call)
 are used, so a non-superuser role granted those four functions is enough. Each
-session zeroes its timeouts and is read-only. Byte ranges are fetched in batches
+session zeroes its timeouts but statement_timeout (source_timeout) and is read-only;
+each request is also bounded on this side (timeouts.py), so a hung source cannot
+hang the run. Byte ranges are fetched in batches
 (one query reads up to a thousand ranges), over `parallel` connections at once
 (bulk.py has the transfer machinery).
 """
@@ -19,6 +21,9 @@ from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 from .bulk import BinaryRows, batches_of, in_parallel
 from .lsn import parse_lsn
 from .source import Source
+from .source_connection import DEFAULT_CONNECT_TIMEOUT, added_settings, check_tls_settings, \
+    connect_failure_code
+from .timeouts import TimeLimit, Watchdog, bounded
 
 try:
     import psycopg2
@@ -31,6 +36,9 @@ except ImportError:  # pragma: no cover - depends on the host
 FETCH_BATCH_REQUESTS = 1000
 FETCH_BATCH_BYTES = 8 << 20      # bounds the memory a batch of chunks takes
 _SECRET_KEYS = ("password",)
+# The server's statement_timeout ends a slow request cleanly; this side waits that much
+# longer before it cuts the connection of a source that does not answer at all.
+_WATCHDOG_GRACE = 5
 _GRANTS_HINT = ("Grant the rewind role EXECUTE on pg_ls_dir(text, boolean, boolean), "
                 "pg_stat_file(text, boolean), pg_read_binary_file(text) and "
                 "pg_read_binary_file(text, bigint, bigint, boolean), or use a superuser.")
@@ -63,7 +71,8 @@ class LibpqSource(Source):
     kind = "libpq"
     is_running = True
 
-    def __init__(self, conninfo: str, connect_timeout: int = 30, parallel: int = 1):
+    def __init__(self, conninfo: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+                 parallel: int = 1, source_timeout: int = 0, time_limit: TimeLimit = None):
         if not HAS_PSYCOPG2:
             raise SourceError("the psycopg2 Python package is needed on the target host to "
                               "read the source over libpq.", code="missing_psycopg2")
@@ -71,29 +80,89 @@ class LibpqSource(Source):
         self._connect_timeout = connect_timeout
         self._secrets = secrets_of(conninfo)
         self.parallel = max(1, parallel)
+        self.source_timeout = source_timeout or 0
+        self.time_limit = time_limit or TimeLimit(None)
+        self._watchdog = Watchdog()
+        try:
+            self._given = psycopg2.extensions.parse_dsn(conninfo)
+        except psycopg2.Error:
+            self._given = {}        # connecting says what is wrong with it
+        check_tls_settings(self._given)
         self.conn = self._connect()
         self.server_version = self.conn.server_version
 
     # --- sessions ---------------------------------------------------------------
     def _connect(self):
-        params = {"connect_timeout": self._connect_timeout}
-        if "fallback_application_name" not in self._conninfo:
-            params["fallback_application_name"] = "pgops_rewind"
+        self.time_limit.check("connect to the source")
+        params = added_settings(self._given, self._connect_timeout, self.time_limit.remaining())
         try:
             conn = psycopg2.connect(self._conninfo, **params)
         except psycopg2.Error as exc:
-            raise SourceError("cannot connect to the source server: %s" % self._scrub(exc),
-                              code="source_unreachable") from None
+            raise self._connect_failed(exc, params.get("connect_timeout")) from None
         conn.autocommit = True
-        settings = ["statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"]
+        settings = {"statement_timeout": "%ds" % self.source_timeout, "lock_timeout": "0",
+                    "idle_in_transaction_session_timeout": "0"}
         if conn.server_version >= 170000:
-            settings.append("transaction_timeout")
-        with conn.cursor() as cur:
-            for name in settings:
-                cur.execute("SET %s = 0" % name)
-            cur.execute("SET default_transaction_read_only = on")
-            cur.execute("SELECT pg_catalog.set_config('search_path', '', false)")
+            settings["transaction_timeout"] = "0"
+
+        def configure():
+            with conn.cursor() as cur:
+                for name, value in settings.items():
+                    cur.execute("SET %s = '%s'" % (name, value))
+                cur.execute("SET default_transaction_read_only = on")
+                cur.execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        self._call(conn, "configure the source session", configure)
         return conn
+
+    def _connect_failed(self, exc, connect_timeout):
+        text = self._scrub(exc)
+        code = connect_failure_code(text)
+        if code == "source_timeout" and self.time_limit.expired():
+            return self.time_limit.error("connect to the source")
+        if code == "source_timeout":
+            return SourceError("the source did not complete the connection within %s s "
+                               "(connect_timeout): %s" % (connect_timeout, text), code=code)
+        if code.startswith("source_tls"):
+            return SourceError("cannot connect to the source server over TLS: %s" % text,
+                               code=code)
+        return SourceError("cannot connect to the source server: %s" % text, code=code)
+
+    def _call(self, conn, what, work):
+        """work() (a request on `conn`), cut off when the source does not answer within
+        source_timeout (plus a grace) or the run's time runs out."""
+        self.time_limit.check(what)
+        left = self.time_limit.remaining()
+        seconds = bounded(self.source_timeout and self.source_timeout + _WATCHDOG_GRACE,
+                          None if left is None else max(left, 0.01))
+        with self._watchdog.guard(conn.fileno(), seconds) as ticket:
+            try:
+                answer = work()
+            except psycopg2.Error as exc:
+                if ticket.fired or isinstance(exc, psycopg2.extensions.QueryCanceledError):
+                    raise self._timed_out(what, exc) from None
+                self._run_failed(conn, exc, what)
+        if ticket.fired:
+            raise self._timed_out(what, None)
+        return answer
+
+    def _timed_out(self, what, exc):
+        if self.time_limit.expired():
+            return self.time_limit.error(what)
+        return SourceError("the source did not answer within %d s (source_timeout) while trying "
+                           "to %s%s" % (self.source_timeout, what,
+                                        (": " + self._scrub(exc)) if exc is not None else "."),
+                           code="source_timeout")
+
+    def tls(self) -> dict:
+        """Whether the connection to the source is encrypted, and how it was verified."""
+        try:
+            info = self.conn.info
+            in_use = bool(info.ssl_in_use)
+            return {"in_use": in_use,
+                    "protocol": info.ssl_attribute("protocol") if in_use else None,
+                    "sslmode": info.dsn_parameters.get("sslmode")}
+        except (AttributeError, psycopg2.Error):   # psycopg2 < 2.8
+            return {"in_use": None, "protocol": None, "sslmode": self._given.get("sslmode")}
 
     def _scrub(self, exc) -> str:
         text = str(getattr(exc, "pgerror", None) or exc).strip()
@@ -102,12 +171,11 @@ class LibpqSource(Source):
         return text
 
     def _run(self, conn, sql, params, what):
-        try:
+        def work():
             with conn.cursor() as cur:
                 cur.execute(sql, params)
                 return cur.fetchall()
-        except psycopg2.Error as exc:
-            self._run_failed(conn, exc, what)
+        return self._call(conn, what, work)
 
     def _run_failed(self, conn, exc, what):
         text = self._scrub(exc)
@@ -195,8 +263,8 @@ class LibpqSource(Source):
 
     def digests(self, files):
         found = {}
-        for start in range(0, len(files), 200):
-            part = files[start:start + 200]
+        # batches of at most 200 files and 1 GB: each query stays well inside source_timeout
+        for part in batches_of(files, 200, 1 << 30, size=lambda item: item[1]):
             found.update(self.query(
                 "SELECT path, md5(pg_catalog.pg_read_binary_file(path, 0, size, true)) "
                 "FROM unnest(%s::text[], %s::int8[]) AS x(path, size)",
@@ -215,14 +283,14 @@ class LibpqSource(Source):
         """One query for the whole batch, its result streamed in COPY's binary format
         (bytea without hex encoding: half the bytes on the wire, no decoding)."""
         rows = BinaryRows()
-        try:
+
+        def work():
             with conn.cursor() as cur:
                 query = cur.mogrify(
                     "COPY (" + _FETCH_SQL + ") TO STDOUT WITH (FORMAT binary)",
                     ([r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]))
                 cur.copy_expert(query, rows)
-        except psycopg2.Error as exc:
-            self._run_failed(conn, exc, "read files from the source")
+        self._call(conn, "read files from the source", work)
         rows = rows.rows
         if len(rows) != len(batch):
             raise SourceError("the source returned %d chunks for %d requests."

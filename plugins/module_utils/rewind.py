@@ -31,6 +31,7 @@ from .progress import Progress, default_path
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
+from .timeouts import TimeLimit
 
 
 @dataclass
@@ -49,18 +50,24 @@ class RewindOptions:
     parallel: int = 2
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
+    timeout: int = 0                       # seconds for the whole run; 0: unbounded
+    connect_timeout: int = 30              # when source_server names none
+    source_timeout: int = 300              # per request to the source; 0: unbounded
     check_mode: bool = False
 
 
 class PhaseTimer:
     """Seconds per phase, and the phase announced in the progress file."""
 
-    def __init__(self, progress=None):
+    def __init__(self, progress=None, limit=None):
         self.durations = {}
         self.progress = progress
+        self.limit = limit or TimeLimit(None)
 
     @contextmanager
     def __call__(self, phase, total=0):
+        self.limit.phase = phase
+        self.limit.check()
         if self.progress is not None:
             self.progress.phase(phase, total)
         started = time.monotonic()
@@ -99,7 +106,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     if not os.path.isdir(pgdata):
         raise RefusedError("target_pgdata %s is not a directory." % pgdata,
                            code="not_a_data_directory")
-    timer = PhaseTimer(progress)
+    timer = PhaseTimer(progress, TimeLimit(options.timeout))
     result = {"changed": False}
     target = TargetDirectory(pgdata, sync=options.sync)
     target.check_writer()
@@ -118,7 +125,8 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
             if control is None:       # check mode with an unclean target: stop here
                 result["duration_s"] = timer.durations
                 return result
-            source = open_source(options.source_server, options.source_pgdata, options.parallel)
+            source = _open_source(options, timer.limit)
+            _report_tls(source, result)
             restore = _restore_command(options, control, pgdata, restore_dir)
             facts = gather_facts(pgdata, control, source, restore)
             _check_source(source, facts)
@@ -221,6 +229,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
     if options.check_mode:
         result["bytes_fetched"] = 0
         return
+    timer.limit.check("begin changing the target")
     journal = Journal(pgdata, sync=options.sync)
     journal.begin(journal_state(facts), changes.blocks, target.dir_mode)
     with timer("copy", summary["bytes_to_fetch"]):
@@ -249,7 +258,9 @@ def _resume(options, pgdata, target, journal, timer, result):
         result["duration_s"] = timer.durations
         return result
     state = journal.load()
-    source = open_source(options.source_server, options.source_pgdata, options.parallel)
+    timer.limit.phase = "facts"
+    source = _open_source(options, timer.limit)
+    _report_tls(source, result)
     try:
         with timer("facts"):
             facts = facts_from_journal(state, target_original, source)
@@ -285,6 +296,17 @@ def _resume(options, pgdata, target, journal, timer, result):
         source.close()
     result["duration_s"] = timer.durations
     return result
+
+
+def _open_source(options, limit):
+    return open_source(options.source_server, options.source_pgdata, options.parallel,
+                       connect_timeout=options.connect_timeout,
+                       source_timeout=options.source_timeout, time_limit=limit)
+
+
+def _report_tls(source, result):
+    if hasattr(source, "tls"):
+        result["source_tls"] = source.tls()
 
 
 def _install_restored_wal(restore, keep_wal, target):

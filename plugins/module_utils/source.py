@@ -138,11 +138,12 @@ class LocalSource(Source):
 
 
 def open_source(source_server: Optional[str] = None, source_pgdata: Optional[str] = None,
-                parallel: int = 1):
-    """The Source for a module's parameters (exactly one of them is set)."""
+                parallel: int = 1, **libpq_options):
+    """The Source for a module's parameters (exactly one of them is set); libpq_options
+    (connect_timeout, source_timeout, time_limit) go to a LibpqSource."""
     if source_server:
         from .libpq_source import LibpqSource
-        return LibpqSource(source_server, parallel=parallel)
+        return LibpqSource(source_server, parallel=parallel, **libpq_options)
     if source_pgdata:
         if not os.path.isdir(source_pgdata):
             raise SourceError("source_pgdata %s is not a directory." % source_pgdata,

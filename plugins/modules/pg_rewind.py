@@ -36,6 +36,11 @@ options:
         C(pg_read_binary_file(text)) and C(pg_read_binary_file(text, bigint, bigint, boolean)).
       - A hot standby of the new primary may be the source too.
       - Exactly one of O(source_server) and O(source_pgdata) is required.
+      - For TLS give C(sslmode=verify-full) (or C(verify-ca)) and C(sslrootcert), and for a client
+        certificate C(sslcert) and C(sslkey), as absolute paths on the target host (the standby
+        configuration derived from it streams with the same settings). A certificate that does
+        not verify is refused before anything is changed. C(sslrootcert) with a weaker C(sslmode)
+        is refused, as libpq would then fall back to an unverified connection.
     type: str
   source_pgdata:
     description: Data directory of a cleanly shut down source cluster on the same host.
@@ -108,6 +113,34 @@ options:
       - Default is C(<tmp>/pgops_rewind-progress-<data directory path>.json); an empty string
         turns it off. It is never written in check mode.
     type: str
+  timeout:
+    description:
+      - Seconds the whole run may take; C(0) means no limit.
+      - Checked between phases and bounding every request to O(source_server). On expiry the run
+        stops with C(error_code=timeout), naming the phase. Expired before the first change, the
+        target is untouched; later, it is left unstartable and running the same task again
+        completes the rewind.
+      - The local WAL scan is not interrupted midway; the limit is checked when it ends.
+    type: int
+    default: 0
+    version_added: 0.2.0
+  connect_timeout:
+    description:
+      - Seconds to wait for a connection to O(source_server), when it does not set
+        C(connect_timeout) itself.
+    type: int
+    default: 30
+    version_added: 0.2.0
+  source_timeout:
+    description:
+      - Seconds one request to O(source_server) may take; C(0) means no limit.
+      - Set as C(statement_timeout) in the source session, and enforced on the target host too
+        (a few seconds later), so a source that stops answering (a hung server, a network that
+        drops packets) fails the run with C(error_code=source_timeout) instead of hanging it.
+      - Each request reads at most 8 MB or a thousand ranges, so the default leaves ample room.
+    type: int
+    default: 300
+    version_added: 0.2.0
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -166,6 +199,19 @@ EXAMPLES = r"""
     target_pgdata: /var/lib/pgsql/15/data
     source_server: "{{ new_primary_conninfo }}"
     restore_command: "pgbackrest --stanza=main archive-get %f %p"
+  become: true
+  become_user: postgres
+
+- name: Rewind over verified TLS, giving up after 30 minutes
+  pgops.rewind.pg_rewind:
+    target_pgdata: /var/lib/postgresql/16/main
+    source_server: >-
+      host=db2.example.com user=rewind dbname=postgres sslmode=verify-full
+      sslrootcert=/etc/postgresql/tls/ca.crt sslcert=/var/lib/postgresql/.tls/rewind.crt
+      sslkey=/var/lib/postgresql/.tls/rewind.key
+    write_recovery_conf: true
+    timeout: 1800
+    source_timeout: 120
   become: true
   become_user: postgres
 """
@@ -249,6 +295,15 @@ progress_file:
   returned: unless check mode or disabled
   type: str
   sample: /tmp/pgops_rewind-progress-var_lib_postgresql_16_main.json
+source_tls:
+  description: Whether the connection to O(source_server) used TLS, its protocol and sslmode.
+  returned: with O(source_server), once connected
+  type: dict
+  version_added: 0.2.0
+  contains:
+    in_use: {description: "TLS was used.", type: bool}
+    protocol: {description: "TLS protocol version (null without TLS).", type: str}
+    sslmode: {description: "libpq sslmode of the connection.", type: str}
 progress_overhead:
   description: What keeping the progress file cost (it is rewritten at most once a second).
   returned: always
@@ -308,6 +363,9 @@ def main():
             parallel=dict(type="int", default=2),
             sync=dict(type="bool", default=True),
             progress_file=dict(type="str"),
+            timeout=dict(type="int", default=0),
+            connect_timeout=dict(type="int", default=30),
+            source_timeout=dict(type="int", default=300),
         ),
         required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=[("source_server", "source_pgdata"),
@@ -318,6 +376,9 @@ def main():
     protect_secrets(module, params["source_server"], params["primary_conninfo"])
     if params["parallel"] < 1:
         module.fail_json(msg="parallel must be at least 1.", error_code="bad_parameters")
+    for name in ("timeout", "connect_timeout", "source_timeout"):
+        if params[name] < 0:
+            module.fail_json(msg="%s must not be negative." % name, error_code="bad_parameters")
     options = RewindOptions(check_mode=module.check_mode, **params)
     result = run_engine(module, lambda: run(options))
     if module._diff and "files" in result:

@@ -29,6 +29,9 @@ options:
       - libpq connection string (or URI) of the source server, normally the new primary.
       - An ordinary, non-replication connection; see the collection docs for the privileges a
         non-superuser role needs.
+      - TLS settings (C(sslmode=verify-full), C(sslrootcert), C(sslcert), C(sslkey)) work as with
+        M(pgops.rewind.pg_rewind); a certificate that does not verify fails with
+        C(error_code=source_tls_failed).
       - Mutually exclusive with O(source_pgdata).
     type: str
   source_pgdata:
@@ -41,6 +44,19 @@ options:
       - libpq connection string of the target's own server, when it may be running.
       - Adds RV(server) to the result (is it running, a standby, streaming, how far behind).
     type: str
+  connect_timeout:
+    description: Seconds to wait for a connection to O(source_server), when it does not set
+      C(connect_timeout) itself.
+    type: int
+    default: 30
+    version_added: 0.2.0
+  source_timeout:
+    description:
+      - Seconds one request to O(source_server) may take (C(0) no limit); a source that stops
+        answering fails the module with C(error_code=source_timeout) instead of hanging it.
+    type: int
+    default: 300
+    version_added: 0.2.0
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -225,6 +241,8 @@ def main():
             source_server=dict(type="str", no_log=True),
             source_pgdata=dict(type="path"),
             target_server=dict(type="str", no_log=True),
+            connect_timeout=dict(type="int", default=30),
+            source_timeout=dict(type="int", default=300),
         ),
         mutually_exclusive=[("source_server", "source_pgdata")],
         supports_check_mode=True,
@@ -233,7 +251,9 @@ def main():
     protect_secrets(module, params["source_server"], params["target_server"])
 
     def work():
-        source = open_source(params["source_server"], params["source_pgdata"])
+        source = open_source(params["source_server"], params["source_pgdata"],
+                             connect_timeout=params["connect_timeout"],
+                             source_timeout=params["source_timeout"])
         try:
             return inspect(params["target_pgdata"], source, params["target_server"])
         finally:
