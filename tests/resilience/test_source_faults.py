@@ -15,12 +15,12 @@ from support.scenarios import Failover, diverge_old_primary, failover, seed
 PAUSE_AT = 30      # a change early in the copy, while most of it is still to come
 
 
-def _paused_rewind(bed, fo, source):
+def _paused_rewind(bed, fo, source, **extra):
     """Start the rewind, pausing it in the middle of the copy; returns (process, marker)."""
     os.chmod(bed.home, 0o777)
     marker = bed.home / "paused"
     params = {"target_pgdata": str(fo.old_primary.datadir), "source_server": source.conninfo(),
-              "write_recovery_conf": True, "sync": False}
+              "write_recovery_conf": True, "sync": False, **extra}
     proc = run_cli("rewind", params, fault="pause:%d:%s" % (PAUSE_AT, marker), background=True)
     deadline = time.monotonic() + 120
     while not marker.exists():
