@@ -98,7 +98,9 @@ class LibpqSource(Source):
         try:
             conn = psycopg2.connect(self._conninfo, **params)
         except psycopg2.Error as exc:
-            raise self._connect_failed(exc, params.get("connect_timeout")) from None
+            raise self._connect_failed(exc, params.get("connect_timeout",
+                                                       self._given.get("connect_timeout"))) \
+                from None
         conn.autocommit = True
         settings = {"statement_timeout": "%ds" % self.source_timeout, "lock_timeout": "0",
                     "idle_in_transaction_session_timeout": "0"}
@@ -134,16 +136,22 @@ class LibpqSource(Source):
         left = self.time_limit.remaining()
         seconds = bounded(self.source_timeout and self.source_timeout + _WATCHDOG_GRACE,
                           None if left is None else max(left, 0.01))
+        answer = None
         with self._watchdog.guard(conn.fileno(), seconds) as ticket:
             try:
                 answer = work()
             except psycopg2.Error as exc:
-                if ticket.fired or isinstance(exc, psycopg2.extensions.QueryCanceledError):
+                if ticket.fired or self._statement_timed_out(exc):
                     raise self._timed_out(what, exc) from None
                 self._run_failed(conn, exc, what)
         if ticket.fired:
             raise self._timed_out(what, None)
         return answer
+
+    def _statement_timed_out(self, exc) -> bool:
+        return bool(self.source_timeout) and \
+            isinstance(exc, psycopg2.extensions.QueryCanceledError) and \
+            "statement timeout" in str(exc)
 
     def _timed_out(self, what, exc):
         if self.time_limit.expired():

@@ -66,8 +66,8 @@ class PhaseTimer:
 
     @contextmanager
     def __call__(self, phase, total=0):
+        self.limit.check()              # names the phase that used the time up
         self.limit.phase = phase
-        self.limit.check()
         if self.progress is not None:
             self.progress.phase(phase, total)
         started = time.monotonic()

@@ -28,6 +28,20 @@ FAULTS = [
     ("source promoted again mid-rewind", "the standby serving as source is promoted while "
      "paused", "error `source_timeline_changed`; the rerun completes on the new timeline",
      "resilience/test_source_faults.py::test_source_promoted_again_mid_rewind"),
+    # TLS to the source, bounded time (issue 12 item 8, issue 13 item 5)
+    ("hung source before the first change (every process SIGSTOPped)", "SIGSTOP before the "
+     "run; module timeout 8 s; pg_rewind_info connect_timeout 3 s", "error `timeout` naming "
+     "phase facts within the bound / `source_timeout`; unchanged; after SIGCONT the rerun "
+     "completes", "resilience/test_hung_source.py::test_hung_source_before_the_first_change"),
+    ("source hangs mid-copy", "SIGSTOP while the rewind is paused; source_timeout 3 s, or "
+     "timeout 45 s", "error `source_timeout` / `timeout` within the bound; start fails; the "
+     "rerun completes", "resilience/test_hung_source.py::test_source_hangs_mid_copy"),
+    ("source certificate that does not verify; TLS-only source reached without TLS; CA file "
+     "with sslmode prefer; client key readable by others", "a hostssl-only new primary, an "
+     "impostor CA, a host name not in the certificate", "refused `source_tls_failed` / "
+     "`source_tls_required` / `source_tls_weak` / `source_tls_files`; unchanged; with the "
+     "right CA the rewind runs and the standby streams over TLS",
+     "rewind/test_tls.py::test_rewind_over_verified_tls_refusing_what_does_not_verify"),
     ("local source file growing while copied", "a process appends to it",
      "error `source_changed` naming the file",
      "rewind/test_scenarios.py::test_growing_source_file_is_refused"),
