@@ -33,6 +33,7 @@ def test_hung_source_before_the_first_change(bed, collection, major):
         assert result["failed"] and result["error_code"] == "timeout", result
         assert "within its timeout of 8 s" in result["msg"] and "phase facts" in result["msg"]
         assert took < 8 + 30, took           # ansible's own start-up included
+        print("timeout 8 s: the module failed after %.1f s" % took)
 
         began = time.monotonic()
         info = run_module("pg_rewind_info", {"target_pgdata": target, "connect_timeout": 3,
@@ -42,6 +43,7 @@ def test_hung_source_before_the_first_change(bed, collection, major):
         assert info["failed"] and info["error_code"] == "source_timeout", info
         assert "within 3 s (connect_timeout)" in info["msg"]
         assert took < 3 + 30, took
+        print("connect_timeout 3 s: pg_rewind_info failed after %.1f s" % took)
     assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
 
     again = run_module("pg_rewind", {"target_pgdata": target, "sync": False,
@@ -65,6 +67,8 @@ def test_source_hangs_mid_copy(bed, collection, bound, code):
         proc.wait(timeout=300)
         ended = time.monotonic()
     result = json.loads(out)
+    print("%s: ended %.1f s after the source hung, %.1f s after the run began"
+          % (bound, ended - released, ended - started))
     assert proc.returncode == 1 and result["error_code"] == code, result
     if code == "source_timeout":
         assert "did not answer within 3 s (source_timeout)" in result["msg"]
