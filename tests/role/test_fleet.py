@@ -35,18 +35,23 @@ def _pair(bed, major):
     return primary, standby
 
 
-def _inventory(bed, pairs):
-    """An inventory of six local hosts: the old primaries name their own new primary."""
+def _inventory(bed, pairs, explicit_source_port=()):
+    """An inventory of local hosts: the old primaries name their own new primary. For the
+    old primaries in `explicit_source_port` the inventory sets pg_rewind_source_port itself
+    and the new primary's pg_port is wrong: the inventory's value must win."""
     hosts_old, hosts_new = {}, {}
     for old, new in pairs:
+        explicit = old.name in explicit_source_port
         hosts_new[new.name] = {"ansible_connection": "local", "pg_address": "127.0.0.1",
-                               "pg_port": new.port}
+                               "pg_port": 1 if explicit else new.port}
         hosts_old[old.name] = {
             "ansible_connection": "local", "pg_address": "127.0.0.1", "pg_port": old.port,
             "rejoin_new_primary": new.name,
             "pg_rewind_pgdata": str(old.datadir), "pg_rewind_bindir": str(old.bindir),
             "pg_rewind_local_host": "127.0.0.1", "pg_rewind_sync": False,
             "pg_rewind_wait_timeout": 120}
+        if explicit:
+            hosts_old[old.name]["pg_rewind_source_port"] = new.port
     inventory = {"all": {"children": {"old_primary": {"hosts": hosts_old},
                                       "new_primary": {"hosts": hosts_new}}}}
     path = bed.home / "inventory.json"        # JSON is YAML: the yaml inventory plugin reads it
@@ -56,7 +61,7 @@ def _inventory(bed, pairs):
 
 def test_three_clusters_of_different_majors_in_one_run(bed, collection):
     pairs = [_pair(bed, major) for major in MAJORS]
-    inventory = _inventory(bed, pairs)
+    inventory = _inventory(bed, pairs, explicit_source_port=[pairs[-1][0].name])
     summary_file = bed.home / "fleet.json"
     result = run_playbook(str(PLAYBOOK), {"rejoin_fleet_summary_file": str(summary_file),
                                           "ansible_become_method": "su"},
