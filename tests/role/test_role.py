@@ -122,3 +122,16 @@ def test_bad_variables_are_rejected_readably(bed, collection, bad, message):
     assert result["rc"] != 0
     assert "Validation of arguments failed" in result["stdout"]
     assert message in result["stdout"]
+
+
+def test_failed_preflight_stops_nothing(bed, collection):
+    """The old primary still runs; the source role may not read the new primary's files:
+    the role fails before stopping the node, naming the check."""
+    fo = failover(bed, 15, stop_mode=None)
+    fo.new_primary.sql("CREATE ROLE weak LOGIN")
+    before = fo.old_primary.postmaster_pid()
+    result = _play(fo, pg_rewind_source_user="weak")
+    assert result["rc"] != 0
+    assert "Preflight failed" in result["stdout"] and "source_privileges" in result["stdout"]
+    assert "Stop the node" not in result["stdout"]
+    assert fo.old_primary.postmaster_pid() == before and not fo.old_primary.in_recovery()
