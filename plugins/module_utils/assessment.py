@@ -27,7 +27,7 @@ from .source import list_datadir
 
 PATH_NONE, PATH_REWIND, PATH_CLONE = "none", "rewind", "clone"
 FALLBACKS = ("fail", "clone")
-CLONE_WHEN = ("impossible", "cheaper")
+CLONE_WHEN = ("impossible", "cheaper", "always")
 
 # Of those, the ones that mean the target's WAL is not usable.
 _WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint")
@@ -77,6 +77,8 @@ def choose_path(rewind_required: bool, impossible: Optional[str], rewind_bytes: 
         return PATH_CLONE, "a rewind is impossible: %s" % impossible
     if not rewind_required:
         return PATH_NONE, "no rewind is needed"
+    if clone_when == "always":
+        return PATH_CLONE, "clone_when: always"
     if clone_when == "cheaper" and clone_bytes < rewind_bytes + wal_bytes:
         return PATH_CLONE, ("a clone (%d bytes) costs less than the rewind (%d bytes to fetch "
                             "+ %d bytes of WAL to read)" % (clone_bytes, rewind_bytes, wal_bytes))
@@ -102,10 +104,11 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     pgdata = os.path.abspath(target_pgdata)
     checks = [_writable(pgdata)]
     control = target_facts(pgdata)
-    checks.append(Check("hint_protection", control.protects_hint_bits,
-                        "data checksums or wal_log_hints are on" if control.protects_hint_bits
-                        else "neither data checksums nor wal_log_hints are on: only a clone "
-                             "can rejoin this node"))
+    hints = Check("hint_protection", control.protects_hint_bits,
+                  "data checksums or wal_log_hints are on" if control.protects_hint_bits
+                  else "neither data checksums nor wal_log_hints are on: only a clone can "
+                       "rejoin this node")
+    checks.append(hints)
     checks += _source_checks(source, replication)
     if not all(c.ok for c in checks if c.check == "source_privileges"):
         choice = PathChoice(None, "the source role cannot read the source's files")
@@ -134,7 +137,7 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                                   control.fmt.tablespace_dir, facts.keep_wal, (),
                                   facts.wal_copy_rule(source.wal_files_end(facts.source)))
                 rewind_bytes = plan.fetch_bytes
-                rewind_writes = _writes_per_filesystem(
+                rewind_writes = writes_per_filesystem(
                     pgdata, ((a.path, a.fetch_bytes if a.action in (COPY, COPY_TAIL) else 0)
                              for a in plan.actions))
         except RewindError as exc:
@@ -155,15 +158,16 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                                wal_bytes, clone_bytes, clone_when)
     if path == PATH_CLONE:
         allowed = fallback == "clone"
+        hints.ok = hints.ok or allowed          # a clone does not need them
         checks.append(Check("rewind_possible", allowed, reason + (
             "; the clone fallback rebuilds the node from the source" if allowed else
             "; set fallback: clone (role: pg_rewind_fallback: clone) to rebuild it from the "
             "source, keeping the old data directory aside")))
         # the old data directory stays (renamed) beside the copy
-        clone_writes = _writes_per_filesystem(pgdata, clone_files)
-        checks += space_needed(clone_writes, _free_space(pgdata, clone_writes))
+        clone_writes = writes_per_filesystem(pgdata, clone_files)
+        checks += space_needed(clone_writes, free_space(pgdata, clone_writes))
     elif path == PATH_REWIND:
-        checks += space_needed(rewind_writes, _free_space(pgdata, rewind_writes))
+        checks += space_needed(rewind_writes, free_space(pgdata, rewind_writes))
     choice = PathChoice(path, reason, rewind_bytes, wal_bytes, clone_bytes)
     result = dict(counts, plan=asdict(choice), preflight=[asdict(c) for c in checks])
     if facts is not None:
@@ -190,10 +194,12 @@ def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[
 def _writable(pgdata: str) -> Check:
     info = os.stat(pgdata)
     ok = info.st_uid == os.geteuid() and os.access(pgdata, os.W_OK | os.X_OK)
-    return Check("target_writable", ok, "%s is owned and writable by uid %d" % (pgdata, info.st_uid)
-                 if ok else "%s is owned by uid %d, not by the running user (uid %d), or not "
-                 "writable: run as the data directory's owner" % (pgdata, info.st_uid,
-                                                                   os.geteuid()))
+    if ok:
+        return Check("target_writable", True, "%s is owned and writable by uid %d"
+                     % (pgdata, info.st_uid))
+    return Check("target_writable", False, "%s is owned by uid %d, not by the running user "
+                 "(uid %d), or not writable: run as the data directory's owner"
+                 % (pgdata, info.st_uid, os.geteuid()))
 
 
 def _source_checks(source, replication: bool) -> list:
@@ -237,7 +243,7 @@ def _mount_of(path: str) -> str:
     return path
 
 
-def _writes_per_filesystem(pgdata: str, sized_paths) -> dict:
+def writes_per_filesystem(pgdata: str, sized_paths) -> dict:
     """{mount point: bytes} for (relative path, bytes) pairs, following the target's own
     tablespace links (a clone or rewind writes where the target keeps them)."""
     writes, mounts = {}, {}
@@ -251,7 +257,7 @@ def _writes_per_filesystem(pgdata: str, sized_paths) -> dict:
     return writes
 
 
-def _free_space(pgdata: str, writes: Optional[dict] = None) -> dict:
+def free_space(pgdata: str, writes: Optional[dict] = None) -> dict:
     mounts = set(writes or ()) | {_mount_of(pgdata)}
     free = {}
     for mount in mounts:

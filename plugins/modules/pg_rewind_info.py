@@ -61,9 +61,10 @@ options:
   clone_when:
     description:
       - V(impossible) plans a clone only when a rewind cannot work; V(cheaper) also when the clone's
-        estimate (bytes copied) is below the rewind's (bytes fetched plus WAL read).
+        estimate (bytes copied) is below the rewind's (bytes fetched plus WAL read); V(always)
+        whenever a rewind is needed.
     type: str
-    choices: [impossible, cheaper]
+    choices: [impossible, cheaper, always]
     default: impossible
   check_replication:
     description: Also check that the source role may create a replication slot (C(REPLICATION)).
