@@ -159,6 +159,8 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     if path == PATH_CLONE:
         allowed = fallback == "clone"
         hints.ok = hints.ok or allowed          # a clone does not need them
+        if allowed:
+            checks += _clone_privileges(source, control.fmt)
         checks.append(Check("rewind_possible", allowed, reason + (
             "; the clone fallback rebuilds the node from the source" if allowed else
             "; set fallback: clone (role: pg_rewind_fallback: clone) to rebuild it from the "
@@ -202,17 +204,32 @@ def _writable(pgdata: str) -> Check:
                  % (pgdata, info.st_uid, os.geteuid()))
 
 
+def _missing_functions(source, functions) -> tuple:
+    """(superuser, replication, functions the role may not EXECUTE)."""
+    rows = source.query(
+        "SELECT r.rolsuper, r.rolreplication" + "".join(
+            ", pg_catalog.has_function_privilege(%s, 'EXECUTE')" % _literal(f)
+            for f in functions) +
+        " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+        what="check the rewind role's privileges")
+    superuser, replicator, *granted = rows[0]
+    return superuser, replicator, [f for f, ok in zip(functions, granted) if not ok]
+
+
+def _clone_privileges(source, fmt) -> list:
+    if not isinstance(source, LibpqSource):
+        return [Check("clone_source", False, "the clone fallback copies from a running server: "
+                                             "give source_server")]
+    superuser, _replicator, missing = _missing_functions(source, fmt.backup.signatures)
+    return [Check("clone_privileges", superuser or not missing,
+                  "the role may take a base backup" if superuser or not missing else
+                  "the role lacks EXECUTE on %s, which the clone needs" % ", ".join(missing))]
+
+
 def _source_checks(source, replication: bool) -> list:
     if not isinstance(source, LibpqSource):
         return [Check("source_privileges", True, "the source is a local data directory")]
-    rows = source.query(
-        "SELECT r.rolsuper, r.rolreplication, " + ", ".join(
-            "pg_catalog.has_function_privilege(%s, 'EXECUTE')" % _literal(f)
-            for f in _SOURCE_FUNCTIONS) +
-        " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
-        what="check the rewind role's privileges")
-    superuser, replicator, *functions = rows[0]
-    missing = [f for f, ok in zip(_SOURCE_FUNCTIONS, functions) if not ok]
+    superuser, replicator, missing = _missing_functions(source, _SOURCE_FUNCTIONS)
     checks = [Check("source_privileges", superuser or not missing,
                     "the role may read the source's files" if superuser or not missing else
                     "the role lacks EXECUTE on %s: GRANT it (docs/guide.md, Prerequisites)"

@@ -45,19 +45,6 @@ JOURNAL_FILE = "clone.json"
 KEPT_DIR = "kept"                  # the target's own configuration files, in the journal
 BACKUP_LABEL_TEXT = "pgops.rewind clone"
 
-# (first major, start, stop): the non-exclusive backup functions of each major.
-BACKUP_FUNCTIONS = (
-    (15, "SELECT pg_catalog.pg_backup_start(%s, true)",
-     "SELECT lsn, labelfile, spcmapfile FROM pg_catalog.pg_backup_stop(false)"),
-    (11, "SELECT pg_catalog.pg_start_backup(%s, true, false)",
-     "SELECT lsn, labelfile, spcmapfile FROM pg_catalog.pg_stop_backup(false, false)"),
-)
-
-
-def backup_functions(major: int) -> tuple:
-    return next((start, stop) for first, start, stop in BACKUP_FUNCTIONS if major >= first)
-
-
 @dataclass
 class CloneState:
     """What a clone must remember to be completed by a later run (the journal)."""
@@ -219,7 +206,7 @@ class Clone:
         target = TargetDirectory(self.pgdata, sync=self.sync)
         links = {link: os.path.dirname(version_dir)
                  for link, version_dir in self._old_links(state).items()}
-        start_sql, stop_sql = backup_functions(self.fmt.major)
+        start_sql, stop_sql = self.fmt.backup.start_sql, self.fmt.backup.stop_sql
         slot = self.source.reserve_wal_temporarily()
         self.source.query(start_sql, (BACKUP_LABEL_TEXT,), what="start a base backup")
         source_files = self.source.list_files()

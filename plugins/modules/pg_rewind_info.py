@@ -261,7 +261,8 @@ preflight:
     - Checks a run of the chosen path needs to pass, each V({check, ok, message}).
     - C(target_writable), C(hint_protection), C(source_privileges), C(replication_privilege) (with
       O(check_replication)), C(wal_available), C(rewind_possible) (when the path is V(clone)),
-      C(target_space) (one per filesystem written to).
+      C(clone_privileges) (when the clone fallback will run), C(target_space) (one per
+      filesystem written to).
   returned: when a source is given
   type: list
   elements: dict

@@ -59,6 +59,8 @@ def test_without_hint_protection_only_a_clone_can_work(bed, collection, major):
     assert "fallback: clone" in checks["rewind_possible"]["message"]
     allowed = _checks(_info(fo, fallback="clone"))
     assert allowed["rewind_possible"]["ok"] is True
+    assert allowed["hint_protection"]["ok"] is True       # a clone does not need them
+    assert allowed["clone_privileges"]["ok"] is True
 
 
 def test_wal_gone_plans_a_clone_unless_it_can_be_restored(bed, collection):
