@@ -2,18 +2,24 @@
 
     make bench                       (or .cache/venv/bin/python bench/rewind_bench.py)
     .cache/venv/bin/python bench/rewind_bench.py --scale 150 --divergence 1 --pgbench-seconds 30
-    .cache/venv/bin/python bench/rewind_bench.py --scaling
+    .cache/venv/bin/python bench/rewind_bench.py --scaling goals|divergence|size
 
 On PostgreSQL 15 (Debian: native pg_rewind and pg_basebackup at hand) it builds a
 primary of the chosen size (pgbench scale; 150 is about 2.2 GB), a streaming standby,
 promotes the standby, diverges the old primary (UPDATE of `--divergence` percent of
 pgbench_accounts in one key range, then a `--pgbench-seconds` pgbench run) and stops it,
-snapshots the diverged target once and restores the snapshot before each timed run of:
+snapshots the diverged target once and restores the snapshot before each timed run of
+(the page cache dropped before each, when run as root):
 
-  ours (libpq source)      the engine (same code path as the module), --source-server
   native --source-server   PostgreSQL 15's pg_rewind
-  ours (local source)      the engine with the new primary stopped, --source-pgdata
-  native --source-pgdata   pg_rewind likewise
+  engine, crc32c           the engine through its CLI (the module's code path without
+                           Ansible), in the test venv that has the crc32c package
+  engine, psycopg2 only    the same with the system Python and Debian's python3-psycopg2,
+                           nothing else: the node a DBA actually has
+  module via Ansible       `ansible -m pgops.rewind.pg_rewind`, become su, system Python:
+                           the engine plus Ansible's start-up
+  native --source-pgdata   pg_rewind from the stopped new primary's data directory
+  engine, local source     the engine likewise (--source-pgdata)
   pg_basebackup            a full re-clone (-X stream -c fast)
 
 For each: wall time, bytes read from the source, bytes written (write() calls of the
@@ -123,21 +129,54 @@ def _as_pg():
                      "PYTHONPATH": str(COLLECTIONS_PATH)})
 
 
-def run_ours(target, source, local: bool) -> dict:
+# The node a DBA actually has: the distribution's Python and psycopg2, nothing else (no
+# crc32c package). scripts/setup.sh installs Debian's python3-psycopg2 for it.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _params(target, source, local: bool) -> dict:
     params = {"target_pgdata": str(target.datadir), "sync": True}
     if local:
         params["source_pgdata"] = str(source.datadir)
     else:
         params["source_server"] = source.conninfo()
-    row = measure([VENV_PYTHON, "-m", "ansible_collections.pgops.rewind.plugins.module_utils.cli",
-                   "rewind", "--json", "-"], json.dumps(params), **_as_pg())
-    result = json.loads(row["stdout"])
-    assert row["rc"] == 0, row["stdout"][-3000:] + row["stderr"][-3000:]
+    return params
+
+
+def _engine_row(row: dict, result: dict) -> dict:
     row.update(fetched=result["bytes_fetched"], wal=result["wal_bytes_scanned"],
                phases=result["duration_s"], files=result["files"],
                identical=result.get("files_identical"), blocks=result["blocks_copied"],
                progress=result.get("progress_overhead"))
     return row
+
+
+def run_ours(target, source, local: bool, python=VENV_PYTHON) -> dict:
+    """The engine as a process through its CLI: the module's code path without Ansible."""
+    row = measure([python, "-m", "ansible_collections.pgops.rewind.plugins.module_utils.cli",
+                   "rewind", "--json", "-"], json.dumps(_params(target, source, local)),
+                  **_as_pg())
+    assert row["rc"] == 0, row["stdout"][-3000:] + row["stderr"][-3000:]
+    return _engine_row(row, json.loads(row["stdout"]))
+
+
+def run_ours_system_python(target, source, local: bool) -> dict:
+    return run_ours(target, source, local, python=SYSTEM_PYTHON)
+
+
+def run_module(target, source, local: bool) -> dict:
+    """The module as operators run it: root runs ansible, become (su) to the data
+    directory's owner, the node's system Python (psycopg2 only), the built collection."""
+    cmd = [VENV_PYTHON.parent / "ansible", "localhost", "-i", "localhost,", "-c", "local",
+           "-e", "ansible_python_interpreter=%s" % SYSTEM_PYTHON,
+           "-m", "pgops.rewind.pg_rewind", "-a", json.dumps(_params(target, source, local)),
+           "--become", "--become-user", "postgres", "--become-method", "su"]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_PIPELINING="1")
+    row = measure(cmd, cwd="/tmp", env=env)
+    assert row["rc"] == 0, row["stdout"][-3000:] + row["stderr"][-3000:]
+    return _engine_row(row, json.loads(row["stdout"].split("=>", 1)[1]))
 
 
 def run_native(target, source, local: bool) -> dict:
@@ -166,6 +205,17 @@ def run_basebackup(state, source) -> dict:
     return row
 
 
+def drop_page_cache() -> bool:
+    """Cold cache for every contender (root only): the WAL and data files come from disk,
+    as they do on a node that just failed over."""
+    if os.geteuid() != 0:
+        return False
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as handle:
+        handle.write("3\n")
+    return True
+
+
 def verify(target, source, restart_source: bool) -> bool:
     """The rewound target follows the source and equals it (native rewinds copy the
     source's postgresql.conf: the target gets its own port back first)."""
@@ -186,64 +236,83 @@ def _fmt_bytes(value):
     return "-" if value is None else "%.0f MB" % (value / 1e6)
 
 
+# name -> (source running?, runner); one run each on the same diverged snapshot.
+CONTENDERS = (
+    ("native --source-server", False, run_native),
+    ("engine, crc32c", False, run_ours),
+    ("engine, psycopg2 only", False, run_ours_system_python),
+    ("module via Ansible", False, run_module),
+    ("native --source-pgdata", True, run_native),
+    ("engine, local source", True, run_ours),
+)
+NATIVE_FOR = {False: "native --source-server", True: "native --source-pgdata"}
+
+
 def run_suite(state, checks=True) -> dict:
     target, source = _nodes(state)
     target.kill()                   # left over from an interrupted run
-    if not source.is_alive():
-        source.start()
     rows = {}
-    for name, local, runner in (("ours (libpq source)", False, run_ours),
-                                ("native --source-server", False, run_native),
-                                ("ours (local source)", True, run_ours),
-                                ("native --source-pgdata", True, run_native)):
+    for name, local, runner in CONTENDERS:
         if local and source.is_alive():
             source.stop()
         if not local and not source.is_alive():
             source.start()
         restore_target(state, target)
+        cold = drop_page_cache()
         print("[bench] %s ..." % name, flush=True)
         rows[name] = runner(target, source, local)
+        rows[name].update(local=local, cold_cache=cold)
         if checks:
             rows[name]["verified"] = verify(target, source, restart_source=local)
             if local:
                 source.stop()
     if not source.is_alive():
         source.start()
+    cold = drop_page_cache()
     print("[bench] pg_basebackup ...", flush=True)
     rows["pg_basebackup"] = run_basebackup(state, source)
+    rows["pg_basebackup"].update(local=False, cold_cache=cold)
     source.stop()
     restore_target(state, target)
     return rows
 
 
-def report(state, rows) -> None:
+PHASES = ("facts", "wal_scan", "plan", "copy", "finish")
+
+
+def report(state, rows) -> str:
+    """One table for this divergence point; returned as text (also printed)."""
     size = int(subprocess.run(["du", "-sb", state["snapshot"]], capture_output=True, check=True,
                               text=True).stdout.split()[0])
-    print()
-    print("Rewind benchmark: PostgreSQL %d, pgbench scale %d (cluster %.2f GB), %d rows (%.2f %%) "
-          "of pgbench_accounts updated + %d s pgbench on the old primary"
-          % (MAJOR, state["scale"], size / 1e9, state.get("rows", 0), state["divergence"],
-             state["seconds"]))
-    print("%-24s %8s %9s %10s %10s %9s %9s %9s" % ("", "wall s", "vs native", "read src",
-                                                   "written", "WAL read", "peak RSS",
-                                                   "verified"))
+    lines = ["Rewind benchmark: PostgreSQL %d, pgbench scale %d (cluster %.2f GB), %d rows "
+             "(%.2f %%) of pgbench_accounts updated + %d s pgbench on the old primary; page "
+             "cache %s before each run" % (
+                 MAJOR, state["scale"], size / 1e9, state.get("rows", 0), state["divergence"],
+                 state["seconds"], "dropped" if all(r.get("cold_cache") for r in rows.values())
+                 else "NOT dropped (not root)"),
+             "%-24s %7s %9s %9s %9s %9s %8s %9s  %s" % (
+                 "", "wall s", "vs native", "read src", "written", "WAL read", "peak RSS",
+                 "verified", "phases s: " + " / ".join(PHASES))]
     for name, row in rows.items():
-        native = rows["native --source-pgdata" if "local" in name or "pgdata" in name
-                      else "native --source-server"]
-        print("%-24s %8.1f %8.2fx %10s %10s %9s %6.0f MB %9s" % (
+        native = rows[NATIVE_FOR[row.get("local", False)]]
+        phases = row.get("phases")
+        lines.append("%-24s %7.2f %8.2fx %9s %9s %9s %5.0f MB %9s  %s" % (
             name, row["seconds"], row["seconds"] / native["seconds"], _fmt_bytes(row["fetched"]),
             _fmt_bytes(row["written"]), _fmt_bytes(row["wal"]), row["peak_rss_mb"],
-            {True: "equal", False: "DIFFERENT"}.get(row.get("verified"), "-")))
+            {True: "equal", False: "DIFFERENT"}.get(row.get("verified"), "-"),
+            " / ".join("%.2f" % phases.get(p, 0) for p in PHASES) if phases else "-"))
     base = rows["pg_basebackup"]["seconds"]
-    for name in ("ours (libpq source)", "ours (local source)"):
-        print("%s: %.1fx faster than pg_basebackup; %d blocks, files %s, %s identical files "
-              "not copied; phases %s" % (
-                  name, base / rows[name]["seconds"], rows[name]["blocks"], rows[name]["files"],
-                  rows[name]["identical"], rows[name]["phases"]))
-        overhead = rows[name].get("progress") or {}
-        print("  progress file upkeep: %.4f s over %s updates (%.3f %% of the run)" % (
-            overhead.get("seconds", 0), overhead.get("updates", 0),
-            100.0 * overhead.get("seconds", 0) / rows[name]["seconds"]))
+    for name, row in rows.items():
+        if row.get("blocks") is None:
+            continue
+        overhead = row.get("progress") or {}
+        lines.append("%s: %.1fx faster than pg_basebackup; %d blocks, %s identical files not "
+                     "copied; progress file upkeep %.4f s over %s updates" % (
+                         name, base / row["seconds"], row["blocks"], row["identical"],
+                         overhead.get("seconds", 0), overhead.get("updates", 0)))
+    text = "\n".join(lines)
+    print("\n" + text, flush=True)
+    return text
 
 
 def main() -> int:
@@ -252,9 +321,10 @@ def main() -> int:
     parser.add_argument("--divergence", type=float, default=1.0,
                         help="percent of pgbench_accounts updated on the old primary")
     parser.add_argument("--pgbench-seconds", type=int, default=30)
-    parser.add_argument("--scaling", choices=["divergence", "size"],
+    parser.add_argument("--scaling", choices=["divergence", "size", "goals"],
                         help="divergence: 0.1/1/10 %% of a 2.2 GB table; size: the same 70,000 "
-                             "rows on a 1 GB and a 4 GB table")
+                             "rows on a 1 GB and a 4 GB table; goals: 1 %% and 10 %% plus a "
+                             "pgbench run (the speed goals' two points)")
     parser.add_argument("--keep", action="store_true", help="keep the clusters afterwards")
     args = parser.parse_args()
     ensure_installed()
@@ -263,19 +333,23 @@ def main() -> int:
         runs = [(150, 0.1, 0, 0), (150, 1.0, 0, 0), (150, 10.0, 0, 0)]
     elif args.scaling == "size":
         runs = [(70, 0, 0, 70000), (280, 0, 0, 70000)]
+    elif args.scaling == "goals":
+        runs = [(150, 1.0, 10, 0), (150, 10.0, 10, 0)]
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
+    tables = []
     for scale, divergence, seconds, rows in runs:
         name = "rewind-s%d-d%s-t%d-r%d" % (scale, divergence, seconds, rows)
         home = CACHE / "bench" / name
         state = build(home, scale, divergence, seconds, rows)
         outcome = run_suite(state)
-        report(state, outcome)
+        tables.append(report(state, outcome))
         (results / (name + ".json")).write_text(json.dumps(
             {k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")}
              for k, v in outcome.items()}, indent=2))
         if not args.keep:             # a few GB each: the disk would not hold them all
             shutil.rmtree(home, ignore_errors=True)
+    (results / ("%s.txt" % (args.scaling or "default"))).write_text("\n\n".join(tables) + "\n")
     return 0
 
 

@@ -61,6 +61,7 @@ def main() -> int:
             "pg_rewind_pgdata": str(old.datadir), "pg_rewind_bindir": str(old.bindir),
             "pg_rewind_os_user": state["os_user"], "pg_rewind_local_host": "127.0.0.1",
             "pg_rewind_report_file": str(report_file),
+            "rejoin_fleet_summary_file": str(home / "fleet.json"),
             "ansible_become_method": "su" if os.geteuid() == 0 else "sudo"},
             inventory=str(inventory))
         took = time.monotonic() - started

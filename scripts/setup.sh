@@ -37,6 +37,9 @@ need_pkgs=()
 command -v node >/dev/null || need_pkgs+=(nodejs)
 command -v npm >/dev/null || need_pkgs+=(npm)
 command -v shellcheck >/dev/null || need_pkgs+=(shellcheck)     # ansible-test sanity
+# the database host as operators have it: system Python with the distribution's psycopg2
+# and nothing else (no crc32c): tests and the benchmark run the module with it
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || need_pkgs+=(python3-psycopg2)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"
     # Do not let the package create and start its own cluster on port 5432.

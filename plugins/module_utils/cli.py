@@ -22,13 +22,14 @@ import os
 import sys
 
 from .errors import RewindError
-from .facts import inspect
+from .assessment import inspect_and_assess
 from .libpq_source import secrets_of
 from .rewind import RewindOptions, run
 from .source import open_source
 
 _SECRETS = ("source_server", "primary_conninfo", "target_server")
 _INFO_PARAMS = ("target_pgdata", "source_server", "source_pgdata", "target_server")
+_ASSESS_PARAMS = ("restore_command", "fallback", "clone_when")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,7 +90,10 @@ def execute(command: str, params: dict) -> dict:
                              **{k: params[k] for k in ("connect_timeout", "source_timeout")
                                 if params.get(k) is not None})
         try:
-            return dict(inspect(params["target_pgdata"], source, params.get("target_server")),
+            options = {k: params[k] for k in _ASSESS_PARAMS if params.get(k)}
+            options["replication"] = bool(params.get("check_replication"))
+            return dict(inspect_and_assess(params["target_pgdata"], source,
+                                           params.get("target_server"), **options),
                         changed=False)
         finally:
             if source is not None:

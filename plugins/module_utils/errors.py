@@ -156,6 +156,24 @@ CATALOG = {
                                 "Use only %f, %p and %%."),
     "restore_command_failed": ("restore_command crashed or restored a file of the wrong size.",
                                "Run the command by hand for the named segment and fix it."),
+    # the clone fallback
+    "clone_needs_server": ("The clone fallback copies from a running server, not a data directory.",
+                           "Give source_server (the new primary) instead of source_pgdata."),
+    "clone_no_room": ("There is no room for the clone beside the old data directory.",
+                      "Free space on the filesystems named, or set clone_discard_old: true to "
+                      "delete the old data directory first (its data is lost)."),
+    "clone_parent_not_writable": ("The directory holding the data directory is not writable, "
+                                  "so the clone cannot be built beside it.",
+                                  "Let the data directory's owner write that directory, or "
+                                  "rebuild the node by hand (pg_basebackup)."),
+    "clone_in_the_way": ("<pgdata>.pgops-new exists but holds no clone journal.",
+                         "Move it away (it is not pgops.rewind's) and run again."),
+    "clone_wal_removed": ("The source recycled WAL the clone needs before it was copied.",
+                          "Give the rewind role REPLICATION (a temporary slot then reserves "
+                          "the WAL) or raise wal_keep_size on the new primary, and run again: "
+                          "the clone resumes."),
+    "clone_failed": ("The source's base backup answered unexpectedly.",
+                     "Run again (the clone resumes); if it persists, rebuild with pg_basebackup."),
     # writing the target
     "target_write": ("Writing to the target failed mid-way.",
                      "Fix the cause (disk space, permissions) and run the same task again: "

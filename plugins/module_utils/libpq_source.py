@@ -14,6 +14,7 @@ hang the run. Byte ranges are fetched in batches
 
 from __future__ import annotations
 
+import os
 import re
 
 from .errors import SourceError
@@ -254,6 +255,25 @@ class LibpqSource(Source):
             "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, "
             "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_insert_lsn())")[0]
         return parse_lsn(lsn), int(name[:8], 16)
+
+    # --- WAL reserved for a clone ------------------------------------------------------
+    def reserve_wal_temporarily(self):
+        """A temporary physical slot on this session, reserving WAL from now until it is
+        released or the session ends (a killed run leaves nothing behind). None when the
+        role may not create slots (no REPLICATION): the clone then relies on the WAL the
+        source keeps anyway, and says so if it was recycled."""
+        name = "pgops_clone_%d" % os.getpid()
+        try:
+            self.query("SELECT pg_catalog.pg_create_physical_replication_slot(%s, true, true)",
+                       (name,), what="reserve WAL for the clone")
+        except SourceError:
+            return None
+        return name
+
+    def release_wal(self, slot) -> None:
+        if slot:
+            self.query("SELECT pg_catalog.pg_drop_replication_slot(%s)", (slot,),
+                       what="release the clone's WAL reservation")
 
     # --- files ------------------------------------------------------------------------
     def list_files(self):

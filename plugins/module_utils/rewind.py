@@ -17,15 +17,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
+from .assessment import PATH_CLONE, REWIND_IMPOSSIBLE, choose_path
+from .clone import clone_in_progress, resume_clone, run_clone
 from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
-from .errors import RefusedError
+from .errors import RefusedError, RewindError
 from .execute import drop_identical_copies, execute_plan
 from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
     target_facts
 from .finish import finish, standby_configuration
-from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
+from .filemap import COPY, DEFAULT_KEEP_FILES, FILE, build_plan, is_excluded
 from .journal import Journal
 from .progress import Progress, default_path
 from .source import LocalSource, list_datadir, open_source
@@ -53,6 +55,9 @@ class RewindOptions:
     timeout: int = 0                       # seconds for the whole run; 0: unbounded
     connect_timeout: int = 30              # when source_server names none
     source_timeout: int = 300              # per request to the source; 0: unbounded
+    fallback: str = "fail"                 # or "clone": rebuild when a rewind cannot work
+    clone_when: str = "impossible"         # or "cheaper"
+    clone_discard_old: bool = False
     check_mode: bool = False
 
 
@@ -103,6 +108,10 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         raise RefusedError("write_recovery_conf needs primary_conninfo when the source is a "
                            "local data directory.", code="bad_parameters")
     pgdata = os.path.abspath(options.target_pgdata)
+    interrupted_clone = clone_in_progress(pgdata)
+    if interrupted_clone:       # (mid-swap the data directory itself may be missing)
+        return _resume_clone(options, pgdata, interrupted_clone,
+                             PhaseTimer(progress, TimeLimit(options.timeout)))
     if not os.path.isdir(pgdata):
         raise RefusedError("target_pgdata %s is not a directory." % pgdata,
                            code="not_a_data_directory")
@@ -128,13 +137,25 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
             source = _open_source(options, timer.limit)
             _report_tls(source, result)
             restore = _restore_command(options, control, pgdata, restore_dir)
-            facts = gather_facts(pgdata, control, source, restore)
-            _check_source(source, facts)
+            try:
+                facts = gather_facts(pgdata, control, source, restore)
+            except RewindError as exc:
+                facts, impossible = None, exc
+            if facts is not None:
+                _check_source(source, facts)
+        if facts is None:
+            _clone_instead(options, pgdata, source, impossible, timer, result)
+            return result
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
         if facts.rewind_required:
-            _rewind(options, pgdata, target, source, facts, restore, timer, result)
+            try:
+                _rewind(options, pgdata, target, source, facts, restore, timer, result)
+            except (RewindError, _CloneIsCheaper) as exc:
+                if Journal(pgdata).begun():
+                    raise
+                _clone_instead(options, pgdata, source, exc, timer, result)
         elif options.write_recovery_conf:
             standby_configuration(options, pgdata, target, control, result)
     finally:
@@ -143,6 +164,35 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         cleanup(restore_dir)
     result["duration_s"] = timer.durations
     return result
+
+
+def _clone_instead(options, pgdata, source, exc, timer, result):
+    """A rewind is impossible or dearer (`exc` says why): clone when the operator allows."""
+    if isinstance(exc, _CloneIsCheaper):
+        reason = str(exc)
+    elif options.fallback == "clone" and exc.code in REWIND_IMPOSSIBLE:
+        reason = "%s (%s)" % (REWIND_IMPOSSIBLE[exc.code], exc)
+    else:
+        raise exc
+    run_clone(options, pgdata, source, reason, timer, result)
+    result["duration_s"] = timer.durations
+
+
+def _resume_clone(options, pgdata, where, timer):
+    result = {"changed": True}
+    TargetDirectory(where, sync=options.sync).check_writer()
+    check_not_running(where)
+    source = _open_source(options, timer.limit)
+    try:
+        resume_clone(options, pgdata, where, source, timer, result)
+    finally:
+        source.close()
+    result["duration_s"] = timer.durations
+    return result
+
+
+class _CloneIsCheaper(Exception):
+    """With clone_when: cheaper, the plan showed a clone moves fewer bytes."""
 
 
 def _cleanly_stopped_target(pgdata, options, result):
@@ -213,6 +263,13 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
                           facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
                           facts.wal_copy_rule(source.wal_files_end(facts.source)))
         plan, identical, _spared = drop_identical_copies(plan, source, pgdata)
+    if options.fallback == "clone" and options.clone_when != "impossible":
+        clone_bytes = sum(e.size for p, e in source_files.items()
+                          if e.kind == FILE and not is_excluded(p))
+        path, reason = choose_path(True, None, plan.fetch_bytes, changes.wal_bytes, clone_bytes,
+                                   options.clone_when)
+        if path == PATH_CLONE:
+            raise _CloneIsCheaper(reason)
     summary = plan.summary()
     result.update({
         "changed": True,

@@ -37,6 +37,29 @@ class ImageFlags:
 
 
 @dataclass(frozen=True)
+class BackupFunctions:
+    """The non-exclusive base backup functions (renamed in 15), as SQL and as the
+    signatures to check privileges on."""
+
+    start_sql: str
+    stop_sql: str
+    signatures: tuple
+
+
+_OLD_BACKUP = BackupFunctions(
+    "SELECT pg_catalog.pg_start_backup(%s, true, false)",
+    "SELECT lsn, labelfile, spcmapfile FROM pg_catalog.pg_stop_backup(false, false)",
+    ("pg_catalog.pg_start_backup(text, boolean, boolean)",
+     "pg_catalog.pg_stop_backup(boolean, boolean)"))
+_NEW_BACKUP = BackupFunctions(
+    "SELECT pg_catalog.pg_backup_start(%s, true)",
+    "SELECT lsn, labelfile, spcmapfile FROM pg_catalog.pg_backup_stop(false)",
+    ("pg_catalog.pg_backup_start(text, boolean)", "pg_catalog.pg_backup_stop(boolean)"))
+BACKUP_FUNCTIONS = {11: _OLD_BACKUP, 12: _OLD_BACKUP, 13: _OLD_BACKUP, 14: _OLD_BACKUP,
+                    15: _NEW_BACKUP, 16: _NEW_BACKUP, 17: _NEW_BACKUP, 18: _NEW_BACKUP}
+
+
+@dataclass(frozen=True)
 class MajorFormat:
     major: int
     catversion: int
@@ -56,6 +79,10 @@ class MajorFormat:
     def tablespace_dir(self) -> str:
         """TABLESPACE_VERSION_DIRECTORY: the per-major directory inside a tablespace."""
         return "PG_%d_%d" % (self.major, self.catversion)
+
+    @property
+    def backup(self) -> BackupFunctions:
+        return BACKUP_FUNCTIONS[self.major]
 
 
 _DBASE_11 = DbaseInfo(create_file_copy=0x00, create_wal_log=None, drop=0x10,

@@ -141,6 +141,35 @@ options:
     type: int
     default: 300
     version_added: 0.2.0
+  fallback:
+    description:
+      - What to do when a rewind is impossible (no common history, the target's WAL since the last
+        common checkpoint gone and not restorable, neither data checksums nor C(wal_log_hints)).
+      - V(fail) refuses, changing nothing. V(clone) rebuilds the target from O(source_server) as a
+        base backup does (over the same connection, with the functions C(pg_backup_start) and
+        C(pg_backup_stop)), tablespaces included, crash-safe and resumable like a rewind. The old
+        data directory is kept, renamed to C(<target_pgdata>.pgops-old-<timestamp>) (tablespace
+        contents likewise), unless O(clone_discard_old).
+    type: str
+    choices: [fail, clone]
+    default: fail
+    version_added: 0.2.0
+  clone_when:
+    description:
+      - With O(fallback=clone), V(impossible) clones only when a rewind cannot work; V(cheaper) also
+        when copying everything moves fewer bytes than the rewind (bytes fetched plus WAL read);
+        V(always) rebuilds whenever the histories diverged.
+    type: str
+    choices: [impossible, cheaper, always]
+    default: impossible
+    version_added: 0.2.0
+  clone_discard_old:
+    description:
+      - When there is no room for the clone beside the old data directory, delete the old one
+        instead of refusing. Everything the old primary holds is lost.
+    type: bool
+    default: false
+    version_added: 0.2.0
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -315,6 +344,24 @@ files_identical:
   description: Whole files the target already had byte for byte (checksummed), so not copied.
   returned: when a rewind is (or would be) done
   type: int
+path:
+  description: V(clone) when the target was (or would be) rebuilt by the clone fallback.
+  returned: when the clone fallback ran
+  type: str
+  sample: clone
+clone_reason:
+  description: Why a clone instead of a rewind.
+  returned: when the clone fallback ran
+  type: str
+old_datadir:
+  description: Where the old data directory was kept (renamed).
+  returned: when the clone fallback ran
+  type: str
+  sample: /var/lib/postgresql/16/main.pgops-old-20261129T031500Z
+old_discarded:
+  description: The old data directory was deleted (O(clone_discard_old)).
+  returned: when the clone fallback ran
+  type: bool
 resumed:
   description: The run completed a rewind that an earlier run had begun (from its journal).
   returned: when it happened
@@ -366,6 +413,10 @@ def main():
             timeout=dict(type="int", default=0),
             connect_timeout=dict(type="int", default=30),
             source_timeout=dict(type="int", default=300),
+            fallback=dict(type="str", choices=["fail", "clone"], default="fail"),
+            clone_when=dict(type="str", choices=["impossible", "cheaper", "always"],
+                            default="impossible"),
+            clone_discard_old=dict(type="bool", default=False),
         ),
         required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=[("source_server", "source_pgdata"),

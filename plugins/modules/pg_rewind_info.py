@@ -16,6 +16,10 @@ description:
   - Given a source (the new primary, by O(source_server) or O(source_pgdata)), it also finds where the
     two timelines forked, whether the target has to be rewound to follow the source, the last common
     checkpoint, and how much work a rewind would be (changed blocks, WAL to read).
+  - With a source it also returns RV(plan), the path that rejoins the target (V(none), V(rewind) or
+    V(clone)) with what each costs, and RV(preflight), the checks a run needs to pass (ownership,
+    free space, WAL, the source's privileges, hint-bit protection), so a rejoin that cannot work is
+    known before the old primary is stopped.
   - Changes nothing, on the target or on the source.
 options:
   target_pgdata:
@@ -56,6 +60,35 @@ options:
         answering fails the module with C(error_code=source_timeout) instead of hanging it.
     type: int
     default: 300
+    version_added: 0.2.0
+  restore_command:
+    description:
+      - Shell command that fetches a WAL segment the target no longer has (C(%f), C(%p)), as the
+        rewind would use it; the WAL check then counts restorable segments as present.
+      - May hold archive credentials; it is never returned or logged.
+    type: str
+    version_added: 0.2.0
+  fallback:
+    description:
+      - What the rejoin does when the plan says V(clone) (see M(pgops.rewind.pg_rewind)).
+      - With V(fail), the preflight check C(rewind_possible) fails when a rewind is impossible.
+    type: str
+    choices: [fail, clone]
+    default: fail
+    version_added: 0.2.0
+  clone_when:
+    description:
+      - V(impossible) plans a clone only when a rewind cannot work; V(cheaper) also when the clone's
+        estimate (bytes copied) is below the rewind's (bytes fetched plus WAL read); V(always)
+        whenever a rewind is needed.
+    type: str
+    choices: [impossible, cheaper, always]
+    default: impossible
+    version_added: 0.2.0
+  check_replication:
+    description: Also check that the source role may create a replication slot (C(REPLICATION)).
+    type: bool
+    default: false
     version_added: 0.2.0
 attributes:
   check_mode:
@@ -104,6 +137,20 @@ EXAMPLES = r"""
       rewind required: {{ rewind_check.rewind_required }},
       fork at {{ rewind_check.divergence.lsn | default('-') }},
       {{ rewind_check.changed_blocks }} changed blocks
+
+- name: Before stopping anything, make sure a rejoin can work
+  pgops.rewind.pg_rewind_info:
+    target_pgdata: /var/lib/postgresql/16/main
+    source_server: "host=db2.example.com port=5432 user=rewind dbname=postgres"
+    fallback: clone
+  become: true
+  become_user: postgres
+  register: assessment
+
+- name: Stop here when a check fails
+  ansible.builtin.assert:
+    that: assessment.preflight | rejectattr('ok') | list | length == 0
+    fail_msg: "{{ assessment.preflight | rejectattr('ok') | map(attribute='message') | join('; ') }}"
 """
 
 RETURN = r"""
@@ -215,6 +262,31 @@ server:
     replay_lag_bytes:
       description: Bytes of the source's WAL not yet replayed (with a running source).
       type: int
+plan:
+  description: The path that rejoins the target and what it costs.
+  returned: when a source is given
+  type: dict
+  contains:
+    path:
+      description: V(none) (no rewind needed), V(rewind), or V(clone) (a rewind is impossible, or with
+        O(clone_when=cheaper) dearer).
+      type: str
+      sample: rewind
+    reason: {description: "Why this path.", type: str}
+    rewind_bytes: {description: "Bytes a rewind fetches from the source.", type: int}
+    wal_bytes: {description: "Bytes of target WAL a rewind reads.", type: int}
+    clone_bytes: {description: "Bytes a clone copies.", type: int}
+preflight:
+  description:
+    - Checks a run of the chosen path needs to pass, each V({check, ok, message}).
+    - C(target_writable), C(hint_protection), C(source_privileges), C(replication_privilege) (with
+      O(check_replication)), C(wal_available), C(rewind_possible) (when the path is V(clone)),
+      C(clone_privileges) (when the clone fallback will run), C(target_space) (one per
+      filesystem written to).
+  returned: when a source is given
+  type: list
+  elements: dict
+  sample: [{check: target_space, ok: true, message: "/: 130 MB to write (with margin), 41000 MB free"}]
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
@@ -230,7 +302,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
     protect_secrets, run_engine)
-from ansible_collections.pgops.rewind.plugins.module_utils.facts import inspect
+from ansible_collections.pgops.rewind.plugins.module_utils.assessment import (
+    CLONE_WHEN, FALLBACKS, inspect_and_assess)
 from ansible_collections.pgops.rewind.plugins.module_utils.source import open_source
 
 
@@ -243,6 +316,10 @@ def main():
             target_server=dict(type="str", no_log=True),
             connect_timeout=dict(type="int", default=30),
             source_timeout=dict(type="int", default=300),
+            restore_command=dict(type="str", no_log=True),
+            fallback=dict(type="str", choices=list(FALLBACKS), default="fail"),
+            clone_when=dict(type="str", choices=list(CLONE_WHEN), default="impossible"),
+            check_replication=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("source_server", "source_pgdata")],
         supports_check_mode=True,
@@ -255,7 +332,10 @@ def main():
                              connect_timeout=params["connect_timeout"],
                              source_timeout=params["source_timeout"])
         try:
-            return inspect(params["target_pgdata"], source, params["target_server"])
+            return inspect_and_assess(
+                params["target_pgdata"], source, params["target_server"],
+                restore_command=params["restore_command"], fallback=params["fallback"],
+                clone_when=params["clone_when"], replication=params["check_replication"])
         finally:
             if source is not None:
                 source.close()

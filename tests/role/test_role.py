@@ -122,3 +122,31 @@ def test_bad_variables_are_rejected_readably(bed, collection, bad, message):
     assert result["rc"] != 0
     assert "Validation of arguments failed" in result["stdout"]
     assert message in result["stdout"]
+
+
+def test_failed_preflight_stops_nothing(bed, collection):
+    """The old primary still runs; the source role may not read the new primary's files:
+    the role fails before stopping the node, naming the check."""
+    fo = failover(bed, 15, stop_mode=None)
+    fo.new_primary.sql("CREATE ROLE weak LOGIN")
+    before = fo.old_primary.postmaster_pid()
+    result = _play(fo, pg_rewind_source_user="weak")
+    assert result["rc"] != 0
+    assert "Preflight failed" in result["stdout"] and "source_privileges" in result["stdout"]
+    assert "Stop the node" not in result["stdout"]
+    assert fo.old_primary.postmaster_pid() == before and not fo.old_primary.in_recovery()
+
+
+def test_clone_fallback_through_the_role(bed, collection):
+    """Neither checksums nor wal_log_hints: the preflight fails without the fallback (the
+    node is not stopped), and with pg_rewind_fallback: clone the node is rebuilt."""
+    fo = failover(bed, 15, checksums=False, wal_log_hints=False, stop_mode=None)
+    refused = _play(fo)
+    assert refused["rc"] != 0 and "rewind_possible" in refused["stdout"]
+    assert fo.old_primary.is_alive() and not fo.old_primary.in_recovery()
+    result = _play(fo, pg_rewind_fallback="clone")
+    assert _changed(result) > 0
+    assert "rebuilt by the clone fallback" in result["stdout"]
+    _assert_rejoined(fo)
+    assert any(p.name.startswith(fo.old_primary.datadir.name + ".pgops-old-")
+               for p in fo.old_primary.datadir.parent.iterdir())

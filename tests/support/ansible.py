@@ -38,10 +38,11 @@ def become_args() -> list:
 
 
 def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
-               become: bool = True, timeout: float = 1200) -> dict:
-    """Run pgops.rewind.<module> with `args`; returns the module result (failed ones too)."""
+               become: bool = True, timeout: float = 1200, python: str | None = None) -> dict:
+    """Run pgops.rewind.<module> with `args`; returns the module result (failed ones too).
+    `python`: the node's interpreter (default: the test venv's)."""
     cmd = [str(VENV_PYTHON.parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-           "-e", "ansible_python_interpreter=%s" % VENV_PYTHON,
+           "-e", "ansible_python_interpreter=%s" % (python or VENV_PYTHON),
            "-m", "pgops.rewind.%s" % module, "-a", json.dumps(args)]
     if become:
         cmd += become_args()

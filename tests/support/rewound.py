@@ -7,12 +7,12 @@ from .ansible import run_module
 from .compare import compare
 
 
-def rewind(fo, check=False, diff=False, **args) -> dict:
+def rewind(fo, check=False, diff=False, python=None, **args) -> dict:
     params = {"target_pgdata": str(fo.old_primary.datadir), "write_recovery_conf": True}
     if "source_pgdata" not in args:
         params["source_server"] = fo.new_primary.conninfo()
     params.update(args)
-    return run_module("pg_rewind", params, check=check, diff=diff)
+    return run_module("pg_rewind", params, check=check, diff=diff, python=python)
 
 
 def assert_follows_and_matches(fo, catalogs: bool = True, writer=None) -> None:

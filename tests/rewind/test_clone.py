@@ -1,0 +1,127 @@
+"""The clone fallback: when a rewind cannot work, the target is rebuilt from the new
+primary through the engine's own source (no pg_basebackup), its old data directory kept
+aside, and it streams with the new primary's data. Killed at any point, the same task
+completes it."""
+
+import os
+
+import pytest
+
+from support.cluster import chown_tree
+from support.digest import datadir_digest, differences
+from support.engine import run_cli
+from support.rewound import assert_follows_and_matches, rewind
+from support.scenarios import Failover, failover
+
+
+def _aside(node):
+    parent = node.datadir.parent
+    return sorted(p for p in parent.iterdir() if p.name.startswith(node.datadir.name + ".pgops-old-"))
+
+
+@pytest.mark.parametrize("major", [11, 15, 18])
+def test_no_hint_protection_is_cloned(bed, collection, major):
+    fo = failover(bed, major, checksums=False, wal_log_hints=False)
+    old_rows = fo.old_primary.datadir / "PG_VERSION"
+    before = datadir_digest(fo.old_primary.datadir)
+    refused = rewind(fo)
+    assert refused["failed"] and refused["error_code"] == "no_hint_protection"
+    assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+
+    dry = rewind(fo, fallback="clone", check=True)
+    assert not dry["failed"], dry.get("msg")
+    assert dry["path"] == "clone" and dry["bytes_fetched"] == 0
+    assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+
+    result = rewind(fo, fallback="clone")
+    assert not result["failed"], result.get("msg")
+    assert result["path"] == "clone" and "checksums" in result["clone_reason"]
+    assert result["bytes_fetched"] > 0 and result["old_discarded"] is False
+    aside, = _aside(fo.old_primary)
+    assert str(aside) == result["old_datadir"]
+    assert (aside / "PG_VERSION").read_text() == old_rows.read_text()
+    assert datadir_digest(aside) == before, "the old data directory must be kept as it was"
+    assert not (fo.old_primary.datadir / "pgops_rewind").exists()
+    assert_follows_and_matches(fo)
+
+
+def test_recycled_wal_is_cloned(bed, collection):
+    """The target's WAL at the last common checkpoint was recycled and archived nowhere."""
+    fo = failover(bed, 15)
+    dry = rewind(fo, check=True)
+    hi, lo = (int(x, 16) for x in dry["last_common_checkpoint"]["lsn"].split("/"))
+    lcc_segment = (hi << 32 | lo) // (16 << 20)
+    waldir = fo.old_primary.datadir / "pg_wal"
+    for name in os.listdir(waldir):
+        if len(name) == 24 and int(name[8:16], 16) * 256 + int(name[16:], 16) <= lcc_segment:
+            os.unlink(waldir / name)
+    missing = rewind(fo)
+    assert missing["failed"] and missing["error_code"] in ("wal_missing", "no_common_checkpoint")
+    result = rewind(fo, fallback="clone")
+    assert not result["failed"], result.get("msg")
+    assert result["path"] == "clone"
+    assert_follows_and_matches(fo)
+
+
+@pytest.mark.parametrize("kill_at", ["clone swap", "create_empty base/", "write base/",
+                                     "clone pg_control"])
+def test_killed_clone_is_completed_by_the_next_run(bed, collection, kill_at):
+    fo = failover(bed, 16, checksums=False, wal_log_hints=False)
+    os.chmod(bed.home, 0o777)
+    params = {"target_pgdata": str(fo.old_primary.datadir), "fallback": "clone",
+              "source_server": fo.new_primary.conninfo(), "write_recovery_conf": True,
+              "sync": False}
+    before = datadir_digest(fo.old_primary.datadir)
+    killed = run_cli("rewind", params, fault="kill@" + kill_at)
+    assert killed["_rc"] != 0
+    if kill_at == "clone swap":         # the copy was being prepared beside the old directory
+        assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+    elif fo.old_primary.datadir.exists():
+        proc = fo.old_primary.pg_ctl("-l", fo.old_primary.logfile, "-w", "-t", "30", "start",
+                                     check=False)
+        if proc.returncode == 0:       # only a copy that is complete may start, in recovery
+            assert fo.old_primary.scalar("SELECT pg_is_in_recovery()") is True
+            fo.old_primary.stop(mode="immediate")
+    fo.new_primary.wait_until(lambda: fo.new_primary.scalar(
+        "SELECT count(*) FROM pg_replication_slots") == 0,
+        what="the killed run's temporary slot gone with its session", timeout=60)
+    done = run_cli("rewind", params)
+    assert done["_rc"] == 0, done
+    assert done["path"] == "clone"
+    assert len(_aside(fo.old_primary)) == 1
+    assert not (fo.old_primary.datadir.parent / (fo.old_primary.datadir.name + ".pgops-new")).exists()
+    assert_follows_and_matches(fo)
+
+
+def test_tablespaces_keep_their_locations_and_old_contents(bed, collection):
+    primary = bed.cluster("primary", 15).init(checksums=False, wal_log_hints=False)
+    primary.start()
+    location = primary.tablespace_root / "ts_shared"
+    location.mkdir(parents=True)
+    chown_tree(primary.tablespace_root)
+    primary.sql("CREATE TABLESPACE ts_shared LOCATION '%s'" % location)
+    oid = primary.scalar("SELECT oid FROM pg_tablespace WHERE spcname = 'ts_shared'")
+    primary.sql("CREATE TABLE t_ts TABLESPACE ts_shared AS SELECT generate_series(1, 5000) AS id")
+    standby = bed.adopt(primary.create_standby("standby"))
+    primary.wait_for_replay(standby)
+    standby.promote()
+    primary.sql("INSERT INTO t_ts SELECT generate_series(1, 777)")          # thrown away
+    standby.sql("INSERT INTO t_ts SELECT generate_series(5001, 6000)")
+    standby.sql("CREATE TABLESPACE ts_new LOCATION ''")                  # in place
+    standby.sql("CREATE TABLE t_new TABLESPACE ts_new AS SELECT generate_series(1, 100) AS id")
+    primary.stop()
+    version_dirs = [p for p in location.iterdir()]
+    assert len(version_dirs) == 1
+    old_files = sorted(str(p.relative_to(version_dirs[0])) for p in version_dirs[0].rglob("*"))
+
+    fo = Failover(primary, standby)
+    result = rewind(fo, fallback="clone")
+    assert not result["failed"], result.get("msg")
+    assert result["path"] == "clone"
+    assert os.readlink(primary.datadir / "pg_tblspc" / str(oid)) == str(location)
+    aside = [p for p in location.iterdir() if ".pgops-old-" in p.name]
+    assert len(aside) == 1
+    assert sorted(str(p.relative_to(aside[0])) for p in aside[0].rglob("*")) == old_files
+    assert_follows_and_matches(fo)
+    assert primary.scalar("SELECT count(*) FROM t_ts") == 6000
+    assert primary.scalar("SELECT count(*) FROM t_new") == 100
