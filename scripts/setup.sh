@@ -40,6 +40,8 @@ command -v shellcheck >/dev/null || need_pkgs+=(shellcheck)     # ansible-test s
 # the database host as operators have it: system Python with the distribution's psycopg2
 # and nothing else (no crc32c): tests and the benchmark run the module with it
 /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || need_pkgs+=(python3-psycopg2)
+# the operator's become methods, both tested: su (util-linux) and sudo
+command -v sudo >/dev/null || need_pkgs+=(sudo)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"
     # Do not let the package create and start its own cluster on port 5432.
