@@ -31,6 +31,7 @@ from .progress import Progress, default_path
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
+from .walsummary import changes_source
 
 
 @dataclass
@@ -50,6 +51,7 @@ class RewindOptions:
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
     check_mode: bool = False
+    use_wal_summaries: str = "auto"        # "never": always scan the target's WAL
 
 
 class PhaseTimer:
@@ -197,7 +199,8 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
     with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
         changes = scan_target_changes(pgdata, facts, restore,
                                       workers=min(4, os.cpu_count() or 1),
-                                      progress=timer.progress)
+                                      progress=timer.progress,
+                                      use_summaries=options.use_wal_summaries != "never")
     with timer("plan"):
         keep_files = tuple(options.keep_files)
         source_files = source.list_files()
@@ -214,6 +217,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         "wal_bytes_scanned": changes.wal_bytes,
         "wal_records_scanned": changes.records,
         "changed_blocks": len(changes.blocks),
+        "changed_blocks_from": changes_source(changes),
         "largest": plan.largest(),
         "files_identical": identical,
     })

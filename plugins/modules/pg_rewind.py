@@ -108,6 +108,17 @@ options:
       - Default is C(<tmp>/pgops_rewind-progress-<data directory path>.json); an empty string
         turns it off. It is never written in check mode.
     type: str
+  use_wal_summaries:
+    description:
+      - V(auto) finds the blocks the target changed after the fork in its WAL summaries
+        (C(pg_wal/summaries), written when the old primary ran with C(summarize_wal = on),
+        PostgreSQL 17 and later) where they cover the WAL from the last common checkpoint to
+        the target's end of WAL, and scans only the stretches they do not cover (at least the
+        last one, after the last checkpoint). Without usable summaries it scans the WAL as always.
+      - V(never) always scans the target's WAL.
+    type: str
+    choices: [auto, never]
+    default: auto
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -224,9 +235,16 @@ bytes_fetched:
   returned: when a rewind is (or would be) done
   type: int
 wal_bytes_scanned:
-  description: Bytes of target WAL read, from the last common checkpoint to its end.
+  description: Bytes of target WAL read, from the last common checkpoint to its end (with WAL
+    summaries, only the stretches they do not cover).
   returned: when a rewind is (or would be) done
   type: int
+changed_blocks_from:
+  description: Where the changed blocks came from, V(wal_summaries) (see O(use_wal_summaries))
+    or V(wal_scan).
+  returned: when a rewind is (or would be) done
+  type: str
+  sample: wal_summaries
 changed_blocks:
   description: Distinct relation blocks the target changed after the fork.
   returned: when a rewind is (or would be) done
@@ -308,6 +326,7 @@ def main():
             parallel=dict(type="int", default=2),
             sync=dict(type="bool", default=True),
             progress_file=dict(type="str"),
+            use_wal_summaries=dict(type="str", default="auto", choices=["auto", "never"]),
         ),
         required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=[("source_server", "source_pgdata"),
