@@ -51,7 +51,7 @@ class RewindOptions:
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
     check_mode: bool = False
-    use_wal_summaries: str = "auto"        # "never": always scan the target's WAL
+    use_wal_summaries: str = "auto"        # anything else: always scan the target's WAL
 
 
 class PhaseTimer:
@@ -200,7 +200,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         changes = scan_target_changes(pgdata, facts, restore,
                                       workers=min(4, os.cpu_count() or 1),
                                       progress=timer.progress,
-                                      use_summaries=options.use_wal_summaries != "never")
+                                      use_summaries=options.use_wal_summaries == "auto")
     with timer("plan"):
         keep_files = tuple(options.keep_files)
         source_files = source.list_files()
