@@ -14,6 +14,7 @@ from ansible_collections.pgops.rewind.plugins.module_utils import facts as facts
 from ansible_collections.pgops.rewind.plugins.module_utils import walsummary
 from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import RelFileSegment
 from ansible_collections.pgops.rewind.plugins.module_utils.libpq_source import LibpqSource
+from support.ansible import run_module
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import Failover, diverge_new_primary, diverge_old_primary, seed
 
@@ -142,6 +143,9 @@ def test_summaries_contain_the_scans_blocks(bed, major):
 @pytest.mark.parametrize("major", SUMMARIZED, ids=lambda m: f"pg{m}")
 def test_rewind_from_summaries(bed, major, collection):
     fo = summarized_failover(bed, major)
+    info = run_module("pg_rewind_info", {"target_pgdata": str(fo.old_primary.datadir),
+                                         "source_server": fo.new_primary.conninfo()})
+    assert info["changed_blocks_from"] == "wal_summaries" and info["changed_blocks"] > 0, info
     result = rewind(fo)
     assert result["changed"] and result["changed_blocks_from"] == "wal_summaries", result
     lcc = result["last_common_checkpoint"]
