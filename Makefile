@@ -28,6 +28,11 @@ clean:
 bench-wal: setup
 	$(VENV_BIN)/python bench/wal_scan.py
 
+# Changed blocks from WAL summaries vs the WAL scan (PostgreSQL 17, ~1.2 GB of WAL).
+.PHONY: bench-summaries
+bench-summaries: setup
+	$(VENV_BIN)/python bench/wal_summaries.py
+
 # Our rewind vs native pg_rewind vs pg_basebackup (PostgreSQL 15, ~2.2 GB table).
 .PHONY: bench
 bench: setup

@@ -25,6 +25,7 @@ from .timeline import Divergence, TimelineEntry, find_divergence, history_of
 from .wal import WalReader
 from .walcopy import WalCopyRule
 from .walsegments import SegmentDirectory
+from .walsummary import changes_from_summaries, changes_source
 from .walscan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
                       scan_changes, scan_changes_parallel)
 
@@ -170,14 +171,22 @@ PARALLEL_SCAN_MIN_SEGMENTS = 8
 
 
 def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
-                        workers: int = 1, progress=None) -> TargetChanges:
+                        workers: int = 1, progress=None,
+                        use_summaries: bool = True) -> TargetChanges:
     """Read the target's WAL from the last common checkpoint to its end (split over
-    `workers` processes when there is enough of it)."""
+    `workers` processes when there is enough of it) -- or, with use_summaries, its WAL
+    summaries where they cover that range (walsummary.changes_source tells which)."""
     start, end = facts.last_common_checkpoint.lsn, facts.target_wal_end
     seg = facts.target.xlog_seg_size
 
     def open_reader():
         return target_reader(target_pgdata, facts.target, facts.target_history, restore)
+
+    if use_summaries:
+        summarized = changes_from_summaries(target_pgdata, facts.target, facts.target_history,
+                                            start, end, open_reader)
+        if summarized is not None:
+            return summarized
 
     if workers > 1 and restore is None and (end - start) // seg >= PARALLEL_SCAN_MIN_SEGMENTS:
         return scan_changes_parallel(open_reader, start, end, facts.target.fmt,
@@ -215,10 +224,11 @@ def inspect(target_pgdata: str, source=None, target_server: str = None) -> dict:
             "wal_bytes": changes.wal_bytes,
             "wal_records": changes.records,
             "file_events": dict(changes.file_events),
+            "changed_blocks_from": changes_source(changes),
         })
     else:
         result.update({"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
-                       "wal_records": 0, "file_events": {}})
+                       "wal_records": 0, "file_events": {}, "changed_blocks_from": None})
     return result
 
 

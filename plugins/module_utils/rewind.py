@@ -34,6 +34,7 @@ from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
 from .timeouts import TimeLimit
+from .walsummary import changes_source
 
 
 @dataclass
@@ -59,6 +60,7 @@ class RewindOptions:
     clone_when: str = "impossible"         # or "cheaper"
     clone_discard_old: bool = False
     check_mode: bool = False
+    use_wal_summaries: str = "auto"        # anything else: always scan the target's WAL
 
 
 class PhaseTimer:
@@ -255,7 +257,8 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
     with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
         changes = scan_target_changes(pgdata, facts, restore,
                                       workers=min(4, os.cpu_count() or 1),
-                                      progress=timer.progress)
+                                      progress=timer.progress,
+                                      use_summaries=options.use_wal_summaries == "auto")
     with timer("plan"):
         keep_files = tuple(options.keep_files)
         source_files = source.list_files()
@@ -279,6 +282,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         "wal_bytes_scanned": changes.wal_bytes,
         "wal_records_scanned": changes.records,
         "changed_blocks": len(changes.blocks),
+        "changed_blocks_from": changes_source(changes),
         "largest": plan.largest(),
         "files_identical": identical,
     })

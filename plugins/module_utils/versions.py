@@ -74,6 +74,7 @@ class MajorFormat:
     toplevel_xid_block: bool = False      # XLR_BLOCK_ID_TOPLEVEL_XID (14+)
     recovery_conf: bool = False           # standby configured by recovery.conf (11)
     transaction_timeout: bool = False     # the GUC exists (17+)
+    wal_summaries: bool = False           # pg_wal/summaries, summarize_wal (17+)
 
     @property
     def tablespace_dir(self) -> str:
@@ -106,9 +107,11 @@ FORMATS = {
     16: MajorFormat(16, 202307071, 1300, "v13", 0xD113, 88, _DBASE_15, _NEW_IMAGE,
                     custom_rmgrs=True, toplevel_xid_block=True),
     17: MajorFormat(17, 202406281, 1700, "v17", 0xD116, 88, _DBASE_15, _NEW_IMAGE,
-                    custom_rmgrs=True, toplevel_xid_block=True, transaction_timeout=True),
+                    custom_rmgrs=True, toplevel_xid_block=True, transaction_timeout=True,
+                    wal_summaries=True),
     18: MajorFormat(18, 202506291, 1800, "v18", 0xD118, 88, _DBASE_15, _NEW_IMAGE,
-                    custom_rmgrs=True, toplevel_xid_block=True, transaction_timeout=True),
+                    custom_rmgrs=True, toplevel_xid_block=True, transaction_timeout=True,
+                    wal_summaries=True),
 }
 
 SUPPORTED_MAJORS = tuple(sorted(FORMATS))

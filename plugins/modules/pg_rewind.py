@@ -170,6 +170,18 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  use_wal_summaries:
+    description:
+      - V(auto) finds the blocks the target changed after the fork in its WAL summaries
+        (C(pg_wal/summaries), written when the old primary ran with C(summarize_wal = on),
+        PostgreSQL 17 and later) where they cover the WAL from the last common checkpoint to
+        the target's end of WAL, and scans only the stretches they do not cover (at least the
+        last one, after the last checkpoint). Without usable summaries it scans the WAL as always.
+      - V(never) always scans the target's WAL.
+    type: str
+    choices: [auto, never]
+    default: auto
+    version_added: 0.2.0
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -299,9 +311,16 @@ bytes_fetched:
   returned: when a rewind is (or would be) done
   type: int
 wal_bytes_scanned:
-  description: Bytes of target WAL read, from the last common checkpoint to its end.
+  description: Bytes of target WAL read, from the last common checkpoint to its end (with WAL
+    summaries, only the stretches they do not cover).
   returned: when a rewind is (or would be) done
   type: int
+changed_blocks_from:
+  description: Where the changed blocks came from, V(wal_summaries) (see O(use_wal_summaries))
+    or V(wal_scan).
+  returned: when a rewind is (or would be) done
+  type: str
+  sample: wal_summaries
 changed_blocks:
   description: Distinct relation blocks the target changed after the fork.
   returned: when a rewind is (or would be) done
@@ -417,6 +436,7 @@ def main():
             clone_when=dict(type="str", choices=["impossible", "cheaper", "always"],
                             default="impossible"),
             clone_discard_old=dict(type="bool", default=False),
+            use_wal_summaries=dict(type="str", default="auto", choices=["auto", "never"]),
         ),
         required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=[("source_server", "source_pgdata"),

@@ -236,9 +236,16 @@ wal_records:
   returned: when a source is given
   type: int
 file_events:
-  description: Counts of records that create, truncate or drop files or databases after the checkpoint.
+  description: Counts of records that create, truncate or drop files or databases after the checkpoint
+    (with WAL summaries, only in the WAL stretches they do not cover).
   returned: when a source is given
   type: dict
+changed_blocks_from:
+  description: Where the changed blocks came from, V(wal_summaries) (the target ran with
+    C(summarize_wal) on PostgreSQL 17 or later and its summaries cover the range) or
+    V(wal_scan); null when no rewind is needed.
+  returned: when a source is given
+  type: str
 server:
   description: State of the target's running server.
   returned: when O(target_server) is given
