@@ -18,12 +18,13 @@ from typing import Optional
 
 from .commands import RestoreCommand, cleanup
 from .errors import RewindError
-from .facts import gather_facts, inspect, scan_target_changes, target_facts
+from .facts import gather_facts, inspect_target, scan_target_changes, target_facts
 from .filemap import COPY, COPY_TAIL, FILE, build_plan, is_excluded
 from .libpq_source import LibpqSource
 from .lsn import format_lsn
 from .server_status import replay_lag_bytes
 from .source import list_datadir
+from .walsummary import changes_source
 
 PATH_NONE, PATH_REWIND, PATH_CLONE = "none", "rewind", "clone"
 FALLBACKS = ("fail", "clone")
@@ -117,7 +118,7 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     impossible = impossible_code = None
     rewind_bytes = wal_bytes = 0
     counts = {"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
-              "wal_records": 0, "file_events": {}}
+              "wal_records": 0, "file_events": {}, "changed_blocks_from": None}
     rewind_writes = {}
     facts = None
     try:
@@ -132,7 +133,8 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                 counts = {"changed_blocks": len(changes.blocks),
                           "changed_relation_files": len(changes.blocks.segments()),
                           "wal_bytes": changes.wal_bytes, "wal_records": changes.records,
-                          "file_events": dict(changes.file_events)}
+                          "file_events": dict(changes.file_events),
+                          "changed_blocks_from": changes_source(changes)}
                 plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
                                   control.fmt.tablespace_dir, facts.keep_wal, (),
                                   facts.wal_copy_rule(source.wal_files_end(facts.source)))
@@ -182,7 +184,7 @@ def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[
                        **options) -> dict:
     """What pg_rewind_info reports: the target's control data and server, and, given a
     source, the facts, the plan and the preflight."""
-    result = inspect(target_pgdata, None, target_server)
+    result = inspect_target(target_pgdata, target_server)
     if source is None:
         return result
     server = result.get("server") or {}

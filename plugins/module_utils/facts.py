@@ -19,13 +19,13 @@ from .controlfile import CONTROL_PATH, ControlFile, read_control_file
 from .errors import RefusedError
 from .filemap import STATE_DIR
 from .lsn import format_lsn
-from .server_status import replay_lag_bytes, server_status
+from .server_status import server_status
 from .source import LocalSource
 from .timeline import Divergence, TimelineEntry, find_divergence, history_of
 from .wal import WalReader
 from .walcopy import WalCopyRule
 from .walsegments import SegmentDirectory
-from .walsummary import changes_from_summaries, changes_source
+from .walsummary import changes_from_summaries
 from .walscan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
                       scan_changes, scan_changes_parallel)
 
@@ -200,35 +200,12 @@ def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
         reader.close()
 
 
-def inspect(target_pgdata: str, source=None, target_server: str = None) -> dict:
-    """Everything pg_rewind_info reports: the target's control data, the state of its
-    running server (given target_server) and, given a source, whether a rewind is needed
-    and how much work it is. Changes nothing."""
-    target = target_facts(target_pgdata)
-    result = {"target": target.summary()}
+def inspect_target(target_pgdata: str, target_server: str = None) -> dict:
+    """The target's control data and, given target_server, the state of its running
+    server (pg_rewind_info; assessment.inspect adds what a source tells)."""
+    result = {"target": target_facts(target_pgdata).summary()}
     if target_server:
         result["server"] = server_status(target_server)
-    if source is None:
-        return result
-    if target_server and source.is_running and result["server"].get("in_recovery"):
-        position = format_lsn(source.wal_position(source.control_file()))
-        result["server"]["replay_lag_bytes"] = replay_lag_bytes(result["server"], position)
-    facts = gather_facts(target_pgdata, target, source)
-    result["source"] = facts.source.summary()
-    result.update(facts.summary())
-    if facts.rewind_required:
-        changes = scan_target_changes(target_pgdata, facts)
-        result.update({
-            "changed_blocks": len(changes.blocks),
-            "changed_relation_files": len(changes.blocks.segments()),
-            "wal_bytes": changes.wal_bytes,
-            "wal_records": changes.records,
-            "file_events": dict(changes.file_events),
-            "changed_blocks_from": changes_source(changes),
-        })
-    else:
-        result.update({"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
-                       "wal_records": 0, "file_events": {}, "changed_blocks_from": None})
     return result
 
 
