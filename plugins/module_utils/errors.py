@@ -129,6 +129,12 @@ CATALOG = {
                                 "Use only %f, %p and %%."),
     "restore_command_failed": ("restore_command crashed or restored a file of the wrong size.",
                                "Run the command by hand for the named segment and fix it."),
+    # hot-standby settings (the standby must start)
+    "settings_unreadable": ("The target's configuration cannot be read (postgres -C failed) to "
+                            "compare its hot-standby settings with the new primary's.",
+                            "Fix the configuration (the server would not start with it either), "
+                            "or give config_file when it lives outside the data directory, and "
+                            "run again."),
     # writing the target
     "target_write": ("Writing to the target failed mid-way.",
                      "Fix the cause (disk space, permissions) and run the same task again: "

@@ -25,6 +25,7 @@ from .execute import drop_identical_copies, execute_plan
 from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
     target_facts
 from .finish import finish, standby_configuration
+from .hot_standby import raise_settings
 from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
 from .journal import Journal
 from .progress import Progress, default_path
@@ -125,10 +126,14 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
+        # The standby replays the source's WAL (and, when not rewound, starts from its
+        # own pg_control): checked now, while a refusal changes nothing.
+        raised = raise_settings(options, pgdata, [facts.source] + (
+            [] if facts.rewind_required else [control]), result)
         if facts.rewind_required:
             _rewind(options, pgdata, target, source, facts, restore, timer, result)
         elif options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result)
+            standby_configuration(options, pgdata, target, control, result, raised)
     finally:
         if source is not None:
             source.close()
@@ -244,8 +249,9 @@ def _resume(options, pgdata, target, journal, timer, result):
             return result
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
+        raised = raise_settings(options, pgdata, [target_facts(pgdata)], result)
         if options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result)
+            standby_configuration(options, pgdata, target, control, result, raised)
         result["duration_s"] = timer.durations
         return result
     state = journal.load()
