@@ -62,8 +62,8 @@ def test_no_rewind_needed_raises_from_the_new_primarys_control_data(bed, collect
     assert_follows_and_matches(fo)
 
 
-def test_without_the_postgres_binary_the_check_is_skipped_with_a_warning(bed, collection,
-                                                                        tmp_path):
+def test_without_the_postgres_binary_the_check_is_skipped_with_a_warning(
+        bed, collection, tmp_path):
     fo = failover(bed, 14)
     tmp_path.chmod(0o755)
     result = rewind(fo, bindir=str(tmp_path))
