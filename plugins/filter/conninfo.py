@@ -1,40 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: pgops.rewind developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The conninfo filter: a libpq connection string from a dict, values quoted as libpq wants."""
+"""The conninfo and postgresql_quote filters: the engine's own quoting (module_utils/quoting.py),
+so the role writes exactly what the module would."""
 
 from __future__ import annotations
 
-import re
-
 from ansible.errors import AnsibleFilterError
 
-
-def _quote(value):
-    text = str(value)
-    if text and not re.search(r"[\s'\\]", text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+from ansible_collections.pgops.rewind.plugins.module_utils.quoting import (
+    conninfo_string, quote_setting)
 
 
 def conninfo(params):
-    """key=value pairs for every non-empty entry of `params`, in the given order."""
+    """key=value pairs for every non-empty entry of `params`, in the given order, each
+    value quoted as libpq's conninfo parser reads it."""
     if not isinstance(params, dict):
         raise AnsibleFilterError("conninfo expects a dict of libpq parameters, got %s"
                                  % type(params).__name__)
-    parts = []
-    for key, value in params.items():
-        if value is None or value == "":
-            continue
-        if not re.match(r"^[a-z_]+$", str(key)):
-            raise AnsibleFilterError("%r is not a libpq parameter name" % (key,))
-        parts.append("%s=%s" % (key, _quote(value)))
-    return " ".join(parts)
+    try:
+        return conninfo_string(dict(params))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def postgresql_quote(value):
-    """A string as a postgresql.conf value: single-quoted, quotes doubled."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A string as a postgresql.conf value that the server reads back exactly:
+    single-quoted, quotes and backslashes doubled."""
+    try:
+        return quote_setting(value)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 class FilterModule:

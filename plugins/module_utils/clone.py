@@ -36,6 +36,7 @@ from .execute import drop_identical_copies, execute_plan
 from .filemap import COPY, CREATE, DIRECTORY, FILE, STATE_DIR, SYMLINK, FileAction, Plan, \
     is_excluded
 from .finish import standby_configuration
+from .hot_standby import raise_settings
 from .libpq_source import LibpqSource
 from .target import BACKUP_LABEL, TargetDirectory
 
@@ -346,8 +347,9 @@ def _copy_and_finish(clone: Clone, journal: str, options, result: dict) -> None:
     done = clone.copy(journal)
     target = done.pop("target")
     after = clone.source.control_file()         # read after the backup stopped: last
+    raised = raise_settings(options, clone.pgdata, [after], result)   # the node's own config
     if options.write_recovery_conf:
-        standby_configuration(options, clone.pgdata, target, after, result)
+        standby_configuration(options, clone.pgdata, target, after, result, raised)
     faults.step("clone pg_control")
     target.replace_file(CONTROL_PATH, after.raw)      # the clone is complete
     shutil.rmtree(journal)

@@ -7,6 +7,7 @@ crash recovery, reading a setting) and the operator's restore_command.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -154,3 +155,22 @@ def cleanup(directory: str) -> None:
 
 def _tail(text: str, lines: int = 5) -> str:
     return " | ".join((text or "").strip().splitlines()[-lines:])
+
+
+def show_settings(postgres: str, pgdata: str, names, config_file: str = None) -> dict:
+    """Several settings of a stopped cluster (`postgres -C`, one process per setting,
+    all started at once)."""
+    values, failed = {}, []
+    with contextlib.ExitStack() as stack:
+        procs = {name: stack.enter_context(subprocess.Popen(
+            [postgres, "-D", pgdata] + _config_args(config_file) + ["-C", name],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for name in names}
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=300)
+            if proc.returncode != 0:
+                failed.append("%s: %s" % (name, _tail(err)))
+            values[name] = out.strip()
+    if failed:
+        raise CommandError("could not read %s of the target (%s)." % (
+            ", ".join(names), "; ".join(failed)), code="show_setting_failed")
+    return values

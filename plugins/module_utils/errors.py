@@ -174,6 +174,12 @@ CATALOG = {
                           "the clone resumes."),
     "clone_failed": ("The source's base backup answered unexpectedly.",
                      "Run again (the clone resumes); if it persists, rebuild with pg_basebackup."),
+    # hot-standby settings (the standby must start)
+    "settings_unreadable": ("The target's configuration cannot be read (postgres -C failed) to "
+                            "compare its hot-standby settings with the new primary's.",
+                            "Fix the configuration (the server would not start with it either), "
+                            "or give config_file when it lives outside the data directory, and "
+                            "run again."),
     # writing the target
     "target_write": ("Writing to the target failed mid-way.",
                      "Fix the cause (disk space, permissions) and run the same task again: "

@@ -16,6 +16,7 @@ import hashlib
 
 from .controlfile import CONTROL_PATH
 from .errors import SourceError
+from .hot_standby import raise_settings
 from .libpq_source import LibpqSource
 from .lsn import format_lsn
 from .source import LocalSource
@@ -41,8 +42,9 @@ def finish(options, pgdata, target, source, facts, journal, result) -> None:
     target.sync()
     target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint,
                                                         facts.target.xlog_seg_size).encode())
+    raised = raise_settings(options, pgdata, [after], result)   # the kept config, as copied
     if options.write_recovery_conf:
-        standby_configuration(options, pgdata, target, facts.target, result)
+        standby_configuration(options, pgdata, target, facts.target, result, raised)
     control = rewound_control_file(after, end_lsn, end_tli)
     journal.update(final_control_sha256=hashlib.sha256(control).hexdigest())
     target.replace_file(CONTROL_PATH, control)          # the rewind is complete
@@ -50,14 +52,15 @@ def finish(options, pgdata, target, source, facts, journal, result) -> None:
     result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
 
 
-def standby_configuration(options, pgdata, target, control, result) -> None:
-    """recovery.conf (11) or standby.signal + primary_conninfo (12+), only what changes."""
+def standby_configuration(options, pgdata, target, control, result, raised=None) -> None:
+    """recovery.conf (11) or standby.signal + primary_conninfo (12+), and the raised
+    hot-standby settings, only what changes."""
     conninfo = options.primary_conninfo or derive_primary_conninfo(
         options.source_server, keep_dbname=control.major >= 17)
-    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo)
+    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo, raised=raised)
     if not options.check_mode:
         for rel, text in sorted(changes.items()):
-            target.replace_file(rel, text.encode())
+            target.replace_file(rel, text.encode("utf-8", "surrogateescape"))
     result["standby_files_written"] = sorted(changes)
     if changes:
         result["changed"] = True

@@ -28,6 +28,7 @@ from .facts import facts_from_journal, gather_facts, journal_state, scan_target_
     target_facts
 from .finish import finish, standby_configuration
 from .filemap import COPY, DEFAULT_KEEP_FILES, FILE, build_plan, is_excluded
+from .hot_standby import raise_settings
 from .journal import Journal
 from .progress import Progress, default_path
 from .source import LocalSource, list_datadir, open_source
@@ -151,6 +152,10 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
+        # The standby replays the source's WAL (and, when not rewound, starts from its
+        # own pg_control): checked now, while a refusal changes nothing.
+        raised = raise_settings(options, pgdata, [facts.source] + (
+            [] if facts.rewind_required else [control]), result)
         if facts.rewind_required:
             try:
                 _rewind(options, pgdata, target, source, facts, restore, timer, result)
@@ -159,7 +164,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
                     raise
                 _clone_instead(options, pgdata, source, exc, timer, result)
         elif options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result)
+            standby_configuration(options, pgdata, target, control, result, raised)
     finally:
         if source is not None:
             source.close()
@@ -314,8 +319,9 @@ def _resume(options, pgdata, target, journal, timer, result):
             return result
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
+        raised = raise_settings(options, pgdata, [target_facts(pgdata)], result)
         if options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result)
+            standby_configuration(options, pgdata, target, control, result, raised)
         result["duration_s"] = timer.durations
         return result
     state = journal.load()

@@ -52,6 +52,12 @@ options:
         C(recovery_target_timeline = 'latest')); 12 and later get C(standby.signal) and
         C(primary_conninfo) in C(postgresql.auto.conf). Existing settings are replaced, never
         duplicated.
+      - Values are quoted as PostgreSQL's configuration file parser and libpq read them back, so
+        passwords with quotes, backslashes, spaces or any Unicode arrive intact.
+      - Hot-standby settings of the target (C(max_connections), C(max_worker_processes),
+        C(max_wal_senders), C(max_prepared_transactions), C(max_locks_per_transaction)) lower than
+        the new primary's, with which the standby would refuse to start, are raised in
+        C(postgresql.auto.conf) (also on PostgreSQL 11); see RV(settings_raised).
     type: bool
     default: false
   primary_conninfo:
@@ -77,8 +83,9 @@ options:
     default: true
   bindir:
     description:
-      - Directory with the target's PostgreSQL binaries (C(postgres)), for crash recovery and
-        O(restore_target_wal).
+      - Directory with the target's PostgreSQL binaries (C(postgres)), for crash recovery,
+        O(restore_target_wal) and reading the target's effective hot-standby settings
+        (C(postgres -C)); without it they are not compared (a warning says so).
       - Found automatically in the usual package locations when not given.
     type: path
   config_file:
@@ -329,6 +336,18 @@ crash_recovery:
   description: The target was not shut down cleanly and crash recovery was run (or would be) first.
   returned: when it happened
   type: bool
+settings_raised:
+  description:
+    - Hot-standby settings of the target lower than recorded in the control data the standby will
+      replay from (the new primary's), with their effective value in the target's own configuration
+      (C(from)) and the value they must be raised to (C(to)). Empty when none is lower or
+      C(hot_standby) is off.
+    - Written to C(postgresql.auto.conf) with O(write_recovery_conf); otherwise whoever writes the
+      standby configuration must write them (the role C(pgops.rewind.pg_rewind) does).
+    - Also in check mode. Missing (with a warning) when the target's C(postgres) binary is not found.
+  returned: when the target's postgres binary is found
+  type: dict
+  sample: {max_connections: {from: 40, to: 60}}
 standby_files_written:
   description: Standby configuration files written (or that would be) with O(write_recovery_conf).
   returned: with O(write_recovery_conf)

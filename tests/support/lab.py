@@ -1,7 +1,8 @@
 """A primary/standby lab on this host, from the command line (Molecule, `make demo`).
 
     lab.py create   --dir DIR [--major 15] [--scale 0]   primary + streaming standby
-    lab.py failover --dir DIR [--old-primary stop|crash|running]
+    lab.py failover --dir DIR [--old-primary stop|crash|running] [--max-connections N]
+                    [--replication-password-env VAR]
                                      promote the standby, write on both sides
     lab.py compare  --dir DIR        exit 0 when both nodes hold the same data
     lab.py status   --dir DIR        the lab as JSON
@@ -64,12 +65,30 @@ def create(home: Path, major: int, scale: int) -> None:
     _save(home, {"old_primary": primary, "new_primary": standby}, major=major)
 
 
-def failover(home: Path, old_primary: str, workload_seconds: int) -> None:
+def require_replication_password(node: Cluster, user: str, password: str) -> None:
+    """A replication role that must log in with `password` (md5 or SCRAM) over TCP."""
+    node.sql("CREATE ROLE %s REPLICATION LOGIN PASSWORD %%s" % user, (password,))
+    with open(node.datadir / "pg_hba.conf", "w") as hba:
+        hba.write("local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
+                  "host replication postgres 127.0.0.1/32 trust\n"
+                  "host replication %s 127.0.0.1/32 md5\n" % user)
+    node.sql("SELECT pg_reload_conf()")
+
+
+def failover(home: Path, old_primary: str, workload_seconds: int,
+             max_connections: int = 0, replication_password: str = "") -> None:
     state, nodes = _load(home)
     old, new = nodes["old_primary"], nodes["new_primary"]
     old.wait_for_replay(new)
     new.promote()
     new.checkpoint()
+    if replication_password:
+        require_replication_password(new, "replicator", replication_password)
+        state["replication_user"] = "replicator"
+    if max_connections:       # raised after the failover: the old primary's is lower
+        new.sql("ALTER SYSTEM SET max_connections = %d" % max_connections)
+        new.restart()
+        state["max_connections"] = max_connections
     started = time.time()
     diverge_old_primary(old)
     diverge_new_primary(new)
@@ -105,12 +124,19 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", type=int, default=0, help="pgbench scale of the seed data")
     parser.add_argument("--old-primary", choices=["stop", "crash", "running"], default="stop")
     parser.add_argument("--workload-seconds", type=int, default=0)
+    parser.add_argument("--max-connections", type=int, default=0,
+                        help="failover: raise the new primary's max_connections to this")
+    parser.add_argument("--replication-password-env", default="",
+                        help="failover: a role `replicator` must stream with the password in "
+                             "this environment variable")
     args = parser.parse_args(argv)
     home = args.dir.resolve()
     if args.command == "create":
         create(home, args.major, args.scale)
     elif args.command == "failover":
-        failover(home, args.old_primary, args.workload_seconds)
+        failover(home, args.old_primary, args.workload_seconds, args.max_connections,
+                 os.environ.get(args.replication_password_env, "")
+                 if args.replication_password_env else "")
     elif args.command == "compare":
         _state, nodes = _load(home)
         result = compare(nodes["new_primary"], nodes["old_primary"], catalogs=True)

@@ -38,6 +38,20 @@ def test_it_is_a_standby_streaming_from_the_new_primary():
     assert _query("new_primary", "SELECT state FROM pg_stat_replication") == [("streaming",)]
 
 
+def test_it_logged_in_with_the_hostile_replication_password():
+    """The replication role's password has a quote, a backslash and a space; the new
+    primary accepts no other login for replication."""
+    assert _query("new_primary", "SELECT usename FROM pg_stat_replication") == \
+        [(LAB["replication_user"],)]
+
+
+def test_its_hot_standby_settings_were_raised_to_the_new_primarys():
+    """The new primary runs with more connections than the old primary's own
+    configuration had: the standby could only start with them raised."""
+    assert _query("new_primary", "SHOW max_connections") == [(str(LAB["max_connections"]),)]
+    assert _query("old_primary", "SHOW max_connections") == [(str(LAB["max_connections"]),)]
+
+
 def test_its_data_equals_the_new_primary():
     sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
     from support.lab import main as lab
