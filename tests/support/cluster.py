@@ -118,6 +118,10 @@ class Cluster:
             "shared_buffers": "32MB",
             "log_line_prefix": "'%m [%p] '",
             "log_min_messages": "info",
+            # The oracle (data equality after replay) must see a block the rewind missed:
+            # background vacuums would write full-page images of pages on the new primary
+            # that replay then uses to repair them. Off, so nothing writes but the test.
+            "autovacuum": "off",
         }
         if self.major >= 13:
             base["wal_keep_size"] = "'1GB'"
