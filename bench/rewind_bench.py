@@ -18,6 +18,7 @@ snapshots the diverged target once and restores the snapshot before each timed r
                            nothing else: the node a DBA actually has
   module via Ansible       `ansible -m pgops.rewind.pg_rewind`, become su, system Python:
                            the engine plus Ansible's start-up
+  clone fallback           the engine's clone (fallback: clone, clone_when: always)
   native --source-pgdata   pg_rewind from the stopped new primary's data directory
   engine, local source     the engine likewise (--source-pgdata)
   pg_basebackup            a full re-clone (-X stream -c fast)
@@ -164,6 +165,23 @@ def run_ours_system_python(target, source, local: bool) -> dict:
     return run_ours(target, source, local, python=SYSTEM_PYTHON)
 
 
+def run_clone(target, source, local: bool) -> dict:
+    """The clone fallback forced (clone_when: always): a base backup through the engine's
+    own connection, to compare with pg_basebackup. The old directory it keeps aside is
+    removed afterwards (disk)."""
+    params = dict(_params(target, source, local), fallback="clone", clone_when="always")
+    row = measure([VENV_PYTHON, "-m", "ansible_collections.pgops.rewind.plugins.module_utils.cli",
+                   "rewind", "--json", "-"], json.dumps(params), **_as_pg())
+    assert row["rc"] == 0, row["stdout"][-3000:] + row["stderr"][-3000:]
+    result = json.loads(row["stdout"])
+    assert result["path"] == "clone", result
+    shutil.rmtree(result["old_datadir"])
+    row.update(fetched=result["bytes_fetched"], wal=0, phases=result["duration_s"],
+               files=result["files"], identical=result.get("files_identical"), blocks=None,
+               progress=result.get("progress_overhead"))
+    return row
+
+
 def run_module(target, source, local: bool) -> dict:
     """The module as operators run it: root runs ansible, become (su) to the data
     directory's owner, the node's system Python (psycopg2 only), the built collection."""
@@ -242,6 +260,7 @@ CONTENDERS = (
     ("engine, crc32c", False, run_ours),
     ("engine, psycopg2 only", False, run_ours_system_python),
     ("module via Ansible", False, run_module),
+    ("clone fallback", False, run_clone),
     ("native --source-pgdata", True, run_native),
     ("engine, local source", True, run_ours),
 )
@@ -277,7 +296,7 @@ def run_suite(state, checks=True) -> dict:
     return rows
 
 
-PHASES = ("facts", "wal_scan", "plan", "copy", "finish")
+PHASES = ("facts", "wal_scan", "plan", "copy", "finish", "clone")
 
 
 def report(state, rows) -> str:
@@ -302,6 +321,9 @@ def report(state, rows) -> str:
             {True: "equal", False: "DIFFERENT"}.get(row.get("verified"), "-"),
             " / ".join("%.2f" % phases.get(p, 0) for p in PHASES) if phases else "-"))
     base = rows["pg_basebackup"]["seconds"]
+    if "clone fallback" in rows:
+        lines.append("clone fallback: %.2fx pg_basebackup's wall time" % (
+            rows["clone fallback"]["seconds"] / base))
     for name, row in rows.items():
         if row.get("blocks") is None:
             continue
