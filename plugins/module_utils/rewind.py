@@ -156,7 +156,11 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         # own pg_control): checked now, while a refusal changes nothing.
         raised = raise_settings(options, pgdata, [facts.source] + (
             [] if facts.rewind_required else [control]), result)
-        if facts.rewind_required:
+        if facts.rewind_required and options.fallback == "clone" and \
+                options.clone_when == "always":
+            _clone_instead(options, pgdata, source, _CloneIsCheaper("clone_when: always"), timer,
+                           result)
+        elif facts.rewind_required:
             try:
                 _rewind(options, pgdata, target, source, facts, restore, timer, result)
             except (RewindError, _CloneIsCheaper) as exc:
@@ -199,7 +203,7 @@ def _resume_clone(options, pgdata, where, timer):
 
 
 class _CloneIsCheaper(Exception):
-    """With clone_when: cheaper, the plan showed a clone moves fewer bytes."""
+    """A clone was chosen over a possible rewind (clone_when: cheaper or always)."""
 
 
 def _cleanly_stopped_target(pgdata, options, result):

@@ -125,3 +125,12 @@ def test_tablespaces_keep_their_locations_and_old_contents(bed, collection):
     assert_follows_and_matches(fo)
     assert primary.scalar("SELECT count(*) FROM t_ts") == 6000
     assert primary.scalar("SELECT count(*) FROM t_new") == 100
+
+
+def test_clone_when_always_rebuilds_a_rewindable_node(bed, collection):
+    fo = failover(bed, 13)
+    result = rewind(fo, fallback="clone", clone_when="always")
+    assert not result["failed"], result.get("msg")
+    assert result["path"] == "clone" and result["clone_reason"] == "clone_when: always"
+    assert "wal_scan" not in result["duration_s"]
+    assert_follows_and_matches(fo)
