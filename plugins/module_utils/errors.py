@@ -129,6 +129,14 @@ CATALOG = {
                                 "Use only %f, %p and %%."),
     "restore_command_failed": ("restore_command crashed or restored a file of the wrong size.",
                                "Run the command by hand for the named segment and fix it."),
+    # one run at a time; no server started under a running rewind
+    "rewind_in_progress": ("Another pgops.rewind run holds the target (the message names its "
+                           "pid, host and start time); this run read and changed nothing.",
+                           "Let it finish (or stop that process) and run again. A run that died "
+                           "holds no lock; a cancelled AWX job's module may still be running."),
+    "target_lock_failed": ("The target data directory could not be locked for the run.",
+                           "Check that the directory (or the lock file in the temporary "
+                           "directory the message names) can be opened by its owner."),
     # writing the target
     "target_write": ("Writing to the target failed mid-way.",
                      "Fix the cause (disk space, permissions) and run the same task again: "

@@ -19,6 +19,7 @@ from .controlfile import CONTROL_PATH, ControlFile, read_control_file
 from .errors import RefusedError
 from .filemap import STATE_DIR
 from .lsn import format_lsn
+from .runlock import in_progress_error, running_rewind
 from .server_status import replay_lag_bytes, server_status
 from .source import LocalSource
 from .timeline import Divergence, TimelineEntry, find_divergence, history_of
@@ -194,9 +195,13 @@ def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
 def inspect(target_pgdata: str, source=None, target_server: str = None) -> dict:
     """Everything pg_rewind_info reports: the target's control data, the state of its
     running server (given target_server) and, given a source, whether a rewind is needed
-    and how much work it is. Changes nothing."""
+    and how much work it is. Changes nothing; refuses while a rewind runs on the target
+    (its files are changing), naming that run."""
+    holder = running_rewind(target_pgdata)
+    if holder is not None:
+        raise in_progress_error(os.path.abspath(target_pgdata), holder)
     target = target_facts(target_pgdata)
-    result = {"target": target.summary()}
+    result = {"target": target.summary(), "rewind_in_progress": None}
     if target_server:
         result["server"] = server_status(target_server)
     if source is None:

@@ -17,17 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
+from . import faults
 from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
 from .errors import RefusedError
 from .execute import drop_identical_copies, execute_plan
-from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
-    target_facts
+from .facts import check_compatible, facts_from_journal, gather_facts, journal_state, \
+    scan_target_changes, target_facts
 from .finish import finish, standby_configuration
 from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
 from .journal import Journal
 from .progress import Progress, default_path
+from .runlock import RunLock
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -63,6 +65,7 @@ class PhaseTimer:
     def __call__(self, phase, total=0):
         if self.progress is not None:
             self.progress.phase(phase, total)
+        faults.moment("phase " + phase)
         started = time.monotonic()
         try:
             yield
@@ -72,7 +75,16 @@ class PhaseTimer:
 
 
 def run(options: RewindOptions) -> dict:
-    """Rewind options.target_pgdata to follow the source; returns the result summary."""
+    """Rewind options.target_pgdata to follow the source; returns the result summary.
+    One run at a time: the target is locked before anything is read (check mode too)."""
+    pgdata = os.path.abspath(options.target_pgdata)
+    if os.path.isdir(pgdata):
+        TargetDirectory(pgdata).check_writer()      # a stat: who may lock it
+    with RunLock(pgdata):
+        return _run_locked(options)
+
+
+def _run_locked(options: RewindOptions) -> dict:
     path = default_path(options.target_pgdata) if options.progress_file is None \
         else options.progress_file
     progress = Progress(None if options.check_mode else (path or None))
@@ -114,20 +126,23 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     source = None
     try:
         with timer("facts"):
-            control = _cleanly_stopped_target(pgdata, options, result)
+            control = target_facts(pgdata)
+            source = open_source(options.source_server, options.source_pgdata, options.parallel)
+            _validate_source(source, control)      # before crash recovery changes the target
+            control = _cleanly_stopped_target(pgdata, options, result, control)
             if control is None:       # check mode with an unclean target: stop here
                 result["duration_s"] = timer.durations
                 return result
-            source = open_source(options.source_server, options.source_pgdata, options.parallel)
             restore = _restore_command(options, control, pgdata, restore_dir)
             facts = gather_facts(pgdata, control, source, restore)
-            _check_source(source, facts)
+            _check_source(source, facts.source)
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
         if facts.rewind_required:
             _rewind(options, pgdata, target, source, facts, restore, timer, result)
         elif options.write_recovery_conf:
+            check_not_running(pgdata)
             standby_configuration(options, pgdata, target, control, result)
     finally:
         if source is not None:
@@ -137,10 +152,9 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     return result
 
 
-def _cleanly_stopped_target(pgdata, options, result):
+def _cleanly_stopped_target(pgdata, options, result, control):
     """The target's control file, after crash recovery if it was not stopped cleanly
     (None in check mode, where that recovery cannot be run)."""
-    control = target_facts(pgdata)
     result["target_state_before"] = control.state_name
     if control.cleanly_shut_down or is_pending_rewind(pgdata, control):
         return control
@@ -181,14 +195,23 @@ def _restore_command(options, control, pgdata, restore_dir):
     return RestoreCommand(command, control.xlog_seg_size, restore_dir)
 
 
-def _check_source(source, facts):
-    if not source.full_page_writes(facts.source):
+def _validate_source(source, target_control):
+    """Everything about the source that can refuse the run, checked while the target is
+    still as found (a crashed target's pg_control holds its system identifier too)."""
+    source_control = source.control_file()
+    check_compatible(target_control, source_control)
+    source.check_access()
+    _check_source(source, source_control)
+
+
+def _check_source(source, source_control):
+    if not source.full_page_writes(source_control):
         raise RefusedError("full_page_writes is off on the source.",
                            hint="Turn full_page_writes on on the new primary (it is on by "
                                 "default) and run again.", code="source_no_fpw")
-    if isinstance(source, LocalSource) and not facts.source.cleanly_shut_down:
+    if isinstance(source, LocalSource) and not source_control.cleanly_shut_down:
         raise RefusedError("the source data directory was not shut down cleanly (state: %s)."
-                           % facts.source.state_name,
+                           % source_control.state_name,
                            hint="Stop the source server cleanly, or use source_server.",
                            code="source_unclean")
 
@@ -221,6 +244,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
     if options.check_mode:
         result["bytes_fetched"] = 0
         return
+    check_not_running(pgdata)       # a service manager may have started it meanwhile
     journal = Journal(pgdata, sync=options.sync)
     journal.begin(journal_state(facts), changes.blocks, target.dir_mode)
     with timer("copy", summary["bytes_to_fetch"]):
@@ -242,6 +266,7 @@ def _resume(options, pgdata, target, journal, timer, result):
     if journal.finished():
         if options.check_mode:
             return result
+        check_not_running(pgdata)   # the new pg_control is in place: it could have started
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
         if options.write_recovery_conf:
@@ -253,7 +278,7 @@ def _resume(options, pgdata, target, journal, timer, result):
     try:
         with timer("facts"):
             facts = facts_from_journal(state, target_original, source)
-            _check_source(source, facts)
+            _check_source(source, facts.source)
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()

@@ -17,6 +17,9 @@ description:
     two timelines forked, whether the target has to be rewound to follow the source, the last common
     checkpoint, and how much work a rewind would be (changed blocks, WAL to read).
   - Changes nothing, on the target or on the source.
+  - While a M(pgops.rewind.pg_rewind) run works on O(target_pgdata), fails at once with
+    C(error_code=rewind_in_progress) and RV(rewind_in_progress) naming that run (the target's files
+    are changing), so a role or playbook can stop before it stops or changes anything.
 options:
   target_pgdata:
     description:
@@ -199,6 +202,18 @@ server:
     replay_lag_bytes:
       description: Bytes of the source's WAL not yet replayed (with a running source).
       type: int
+rewind_in_progress:
+  description:
+    - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
+      with C(error_code=rewind_in_progress)); null otherwise.
+  returned: always
+  type: dict
+  contains:
+    pid: {description: "Its process id (null when this host cannot see it).", type: int}
+    host: {description: "The host it runs on.", type: str}
+    user: {description: "The OS user it runs as.", type: str}
+    started: {description: "When its process started (UTC).", type: str}
+    command: {description: "Its program (arguments left out).", type: str}
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
