@@ -206,7 +206,7 @@ rewind_in_progress:
   description:
     - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
       with C(error_code=rewind_in_progress)); null otherwise.
-  returned: always
+  returned: success, and failure with C(error_code=rewind_in_progress)
   type: dict
   contains:
     pid: {description: "Its process id (null when this host cannot see it).", type: int}
