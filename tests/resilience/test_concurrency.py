@@ -16,8 +16,6 @@ import socket
 import subprocess
 import time
 
-import pytest
-
 from support.digest import datadir_digest, differences
 from support.engine import run_cli
 from support.rewound import assert_follows_and_matches
