@@ -23,7 +23,7 @@ description:
   - Before the first change a journal is made durable in C(<target_pgdata>/pgops_rewind/) and the
     target's C(pg_control) is set aside, so PostgreSQL will not start a half-rewound target.
   - Must run as the owner of O(target_pgdata) (C(become_user)); it refuses root.
-  - One run at a time: the run locks O(target_pgdata) before it reads anything (check mode too);
+  - One run at a time. The run locks O(target_pgdata) before it reads anything (check mode too);
     a second run fails at once with C(error_code=rewind_in_progress), naming the first, and touches
     nothing. The lock ends with the process that holds it.
   - Everything about the source that can refuse the run (reachable, same system, same major and
