@@ -24,6 +24,7 @@ import sys
 from .errors import RewindError
 from .assessment import inspect_and_assess
 from .libpq_source import secrets_of
+from .module_support import REPORTED_DETAILS
 from .rewind import RewindOptions, run
 from .source import open_source
 
@@ -111,6 +112,7 @@ def main(argv=None) -> int:
         result = execute(command, params)
     except RewindError as exc:
         result = {"failed": True, "msg": str(exc), "error_code": exc.code, "hint": exc.hint}
+        result.update((k, v) for k, v in exc.details.items() if k in REPORTED_DETAILS)
     secrets = [params[name] for name in _SECRETS if params.get(name)]
     secrets += [s for name in _SECRETS if params.get(name) for s in secrets_of(params[name])]
     text = json.dumps(result, indent=2, sort_keys=True, default=str)

@@ -38,6 +38,7 @@ from .filemap import COPY, CREATE, DIRECTORY, FILE, STATE_DIR, SYMLINK, FileActi
 from .finish import standby_configuration
 from .hot_standby import raise_settings
 from .libpq_source import LibpqSource
+from .runlock import RunLock
 from .target import BACKUP_LABEL, TargetDirectory
 
 NEW_SUFFIX = ".pgops-new"
@@ -60,6 +61,13 @@ class CloneState:
     def load(cls, path: str) -> "CloneState":
         with open(path) as handle:
             return cls(**json.load(handle))
+
+
+def lock_directory(pgdata: str) -> str:
+    """What a run locks: the data directory -- or, when an interrupted clone left it
+    missing mid-swap, the copy being built beside it."""
+    building = pgdata + NEW_SUFFIX
+    return building if not os.path.isdir(pgdata) and os.path.isdir(building) else pgdata
 
 
 def clone_in_progress(pgdata: str) -> Optional[str]:
@@ -122,6 +130,17 @@ class Clone:
         self.sync = sync
         self.discard_old = discard_old
         self.progress = progress
+        self.lock = None
+
+    def _lock_building(self) -> None:
+        """Lock the copy as soon as it exists: the lock is on the directory itself, so it
+        follows it into the data directory's name and a second run is refused there."""
+        self.lock = RunLock(self.pgdata + NEW_SUFFIX).__enter__()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.__exit__(None, None, None)
+            self.lock = None
 
     # --- placing the new directory ---------------------------------------------------
     def prepare(self) -> str:
@@ -137,6 +156,7 @@ class Clone:
         state = CloneState(self.pgdata, self.pgdata + OLD_SUFFIX + stamp,
                            discard_old=self.discard_old)
         os.mkdir(building, info.st_mode & 0o777)
+        self._lock_building()
         journal = os.path.join(building, STATE_DIR)
         os.mkdir(journal, 0o700)
         os.mkdir(os.path.join(journal, KEPT_DIR), 0o700)
@@ -186,6 +206,8 @@ class Clone:
     def resume(self, where: str) -> str:
         """Finish placing an interrupted clone; returns its journal directory."""
         state = CloneState.load(os.path.join(where, STATE_DIR, JOURNAL_FILE))
+        if where != self.pgdata and os.path.isdir(self.pgdata):
+            self._lock_building()       # the run locked the old directory, not the copy
         if not state.old_moved or where != self.pgdata:
             self._move_old_aside(os.path.join(where, STATE_DIR), state)
         return os.path.join(self.pgdata, STATE_DIR)
@@ -324,8 +346,11 @@ def run_clone(options, pgdata: str, source, reason: str, timer, result: dict) ->
         return
     clone = Clone(pgdata, source, source.control_file(), options.keep_files, options.sync,
                   options.clone_discard_old, timer.progress)
-    with timer("clone"):
-        _copy_and_finish(clone, clone.prepare(), options, result)
+    try:
+        with timer("clone"):
+            _copy_and_finish(clone, clone.prepare(), options, result)
+    finally:
+        clone.release()
 
 
 def resume_clone(options, pgdata: str, where: str, source, timer, result: dict) -> None:
@@ -339,8 +364,11 @@ def resume_clone(options, pgdata: str, where: str, source, timer, result: dict) 
         return
     clone = Clone(pgdata, source, source.control_file(), options.keep_files, options.sync,
                   progress=timer.progress)
-    with timer("clone"):
-        _copy_and_finish(clone, clone.resume(where), options, result)
+    try:
+        with timer("clone"):
+            _copy_and_finish(clone, clone.resume(where), options, result)
+    finally:
+        clone.release()
 
 
 def _copy_and_finish(clone: Clone, journal: str, options, result: dict) -> None:

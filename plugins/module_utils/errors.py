@@ -180,6 +180,14 @@ CATALOG = {
                             "Fix the configuration (the server would not start with it either), "
                             "or give config_file when it lives outside the data directory, and "
                             "run again."),
+    # one run at a time; no server started under a running rewind
+    "rewind_in_progress": ("Another pgops.rewind run holds the target (the message names its "
+                           "pid, host and start time); this run read and changed nothing.",
+                           "Let it finish (or stop that process) and run again. A run that died "
+                           "holds no lock; a cancelled AWX job's module may still be running."),
+    "target_lock_failed": ("The target data directory could not be locked for the run.",
+                           "Check that the directory (or the lock file in the temporary "
+                           "directory the message names) can be opened by its owner."),
     # writing the target
     "target_write": ("Writing to the target failed mid-way.",
                      "Fix the cause (disk space, permissions) and run the same task again: "

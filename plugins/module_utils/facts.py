@@ -19,6 +19,7 @@ from .controlfile import CONTROL_PATH, ControlFile, read_control_file
 from .errors import RefusedError
 from .filemap import STATE_DIR
 from .lsn import format_lsn
+from .runlock import in_progress_error, running_rewind
 from .server_status import server_status
 from .source import LocalSource
 from .timeline import Divergence, TimelineEntry, find_divergence, history_of
@@ -202,8 +203,12 @@ def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
 
 def inspect_target(target_pgdata: str, target_server: str = None) -> dict:
     """The target's control data and, given target_server, the state of its running
-    server (pg_rewind_info; assessment.inspect adds what a source tells)."""
-    result = {"target": target_facts(target_pgdata).summary()}
+    server (pg_rewind_info; assessment.inspect adds what a source tells). Refuses while a
+    rewind runs on the target (its files are changing), naming that run."""
+    holder = running_rewind(target_pgdata)
+    if holder is not None:
+        raise in_progress_error(os.path.abspath(target_pgdata), holder)
+    result = {"target": target_facts(target_pgdata).summary(), "rewind_in_progress": None}
     if target_server:
         result["server"] = server_status(target_server)
     return result

@@ -44,6 +44,11 @@ _GRANTS_HINT = ("Grant the rewind role EXECUTE on pg_ls_dir(text, boolean, boole
                 "pg_stat_file(text, boolean), pg_read_binary_file(text) and "
                 "pg_read_binary_file(text, bigint, bigint, boolean), or use a superuser.")
 
+# What the rewind calls on the source (checked before the target is changed).
+_FILE_FUNCTIONS = ("pg_catalog.pg_ls_dir(text, boolean, boolean)",
+                   "pg_catalog.pg_stat_file(text, boolean)",
+                   "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)")
+
 # Every file and directory under the data directory, with tablespace link targets.
 _LIST_SQL = """
 WITH RECURSIVE files (path, name, size, isdir) AS (
@@ -231,6 +236,15 @@ class LibpqSource(Source):
 
     def full_page_writes(self, control):
         return self.query("SHOW full_page_writes")[0][0] == "on"
+
+    def check_access(self):
+        rows = self.query("SELECT f, pg_catalog.has_function_privilege(f, 'EXECUTE') "
+                          "FROM unnest(%s::text[]) AS f", (list(_FILE_FUNCTIONS),),
+                          what="check the source role's privileges")
+        missing = [name for name, allowed in rows if not allowed]
+        if missing:
+            raise SourceError("the source role may not execute %s." % ", ".join(missing),
+                              hint=_GRANTS_HINT, code="source_permission")
 
     def wal_position(self, control):
         if self.in_recovery():

@@ -11,6 +11,9 @@ import traceback
 from .errors import RewindError
 from .libpq_source import secrets_of
 
+# Error details returned next to msg/error_code/hint (none of them may hold a secret).
+REPORTED_DETAILS = ("rewind_in_progress",)
+
 
 def protect_secrets(module, *conninfos) -> None:
     """Register every password inside connection strings as a no_log value, so Ansible
@@ -25,7 +28,8 @@ def run_engine(module, work):
     try:
         return work()
     except RewindError as exc:
-        module.fail_json(msg=str(exc), error_code=exc.code, hint=exc.hint)
+        module.fail_json(msg=str(exc), error_code=exc.code, hint=exc.hint,
+                         **{k: v for k, v in exc.details.items() if k in REPORTED_DETAILS})
     except Exception as exc:  # a bug in the engine: say so plainly
         module.fail_json(msg="pgops.rewind internal error: %s: %s. Please report this as a bug; "
                              "if the target was being changed, running the same task again "

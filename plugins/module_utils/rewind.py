@@ -17,20 +17,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
+from . import faults
 from .assessment import PATH_CLONE, REWIND_IMPOSSIBLE, choose_path
-from .clone import clone_in_progress, resume_clone, run_clone
+from .clone import clone_in_progress, lock_directory, resume_clone, run_clone
 from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
 from .errors import RefusedError, RewindError
 from .execute import drop_identical_copies, execute_plan
-from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
-    target_facts
+from .facts import check_compatible, facts_from_journal, gather_facts, journal_state, \
+    scan_target_changes, target_facts
 from .finish import finish, standby_configuration
 from .filemap import COPY, DEFAULT_KEEP_FILES, FILE, build_plan, is_excluded
 from .hot_standby import raise_settings
 from .journal import Journal
 from .progress import Progress, default_path
+from .runlock import RunLock
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -78,6 +80,7 @@ class PhaseTimer:
         self.limit.phase = phase
         if self.progress is not None:
             self.progress.phase(phase, total)
+        faults.moment("phase " + phase)
         started = time.monotonic()
         try:
             yield
@@ -87,7 +90,16 @@ class PhaseTimer:
 
 
 def run(options: RewindOptions) -> dict:
-    """Rewind options.target_pgdata to follow the source; returns the result summary."""
+    """Rewind options.target_pgdata to follow the source; returns the result summary.
+    One run at a time: the target is locked before anything is read (check mode too)."""
+    locked = lock_directory(os.path.abspath(options.target_pgdata))
+    if os.path.isdir(locked):
+        TargetDirectory(locked).check_writer()      # a stat: who may lock it
+    with RunLock(locked):
+        return _run_locked(options)
+
+
+def _run_locked(options: RewindOptions) -> dict:
     path = default_path(options.target_pgdata) if options.progress_file is None \
         else options.progress_file
     progress = Progress(None if options.check_mode else (path or None))
@@ -133,19 +145,21 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     source = None
     try:
         with timer("facts"):
-            control = _cleanly_stopped_target(pgdata, options, result)
+            control = target_facts(pgdata)
+            source = _open_source(options, timer.limit)
+            _report_tls(source, result)
+            _validate_source(source, control, options)   # before crash recovery changes it
+            control = _cleanly_stopped_target(pgdata, options, result, control)
             if control is None:       # check mode with an unclean target: stop here
                 result["duration_s"] = timer.durations
                 return result
-            source = _open_source(options, timer.limit)
-            _report_tls(source, result)
             restore = _restore_command(options, control, pgdata, restore_dir)
             try:
                 facts = gather_facts(pgdata, control, source, restore)
             except RewindError as exc:
                 facts, impossible = None, exc
             if facts is not None:
-                _check_source(source, facts)
+                _check_source(source, facts.source)
         if facts is None:
             _clone_instead(options, pgdata, source, impossible, timer, result)
             return result
@@ -168,6 +182,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
                     raise
                 _clone_instead(options, pgdata, source, exc, timer, result)
         elif options.write_recovery_conf:
+            check_not_running(pgdata)
             standby_configuration(options, pgdata, target, control, result, raised)
     finally:
         if source is not None:
@@ -206,10 +221,9 @@ class _CloneIsCheaper(Exception):
     """A clone was chosen over a possible rewind (clone_when: cheaper or always)."""
 
 
-def _cleanly_stopped_target(pgdata, options, result):
+def _cleanly_stopped_target(pgdata, options, result, control):
     """The target's control file, after crash recovery if it was not stopped cleanly
     (None in check mode, where that recovery cannot be run)."""
-    control = target_facts(pgdata)
     result["target_state_before"] = control.state_name
     if control.cleanly_shut_down or is_pending_rewind(pgdata, control):
         return control
@@ -250,14 +264,28 @@ def _restore_command(options, control, pgdata, restore_dir):
     return RestoreCommand(command, control.xlog_seg_size, restore_dir)
 
 
-def _check_source(source, facts):
-    if not source.full_page_writes(facts.source):
+def _validate_source(source, target_control, options):
+    """Everything about the source that can refuse the run, checked while the target is
+    still as found (a crashed target's pg_control holds its system identifier too). What
+    only makes a rewind impossible is left to the clone fallback, when allowed."""
+    source_control = source.control_file()
+    try:
+        check_compatible(target_control, source_control)
+    except RefusedError as exc:
+        if options.fallback != "clone" or exc.code not in REWIND_IMPOSSIBLE:
+            raise
+    source.check_access()
+    _check_source(source, source_control)
+
+
+def _check_source(source, source_control):
+    if not source.full_page_writes(source_control):
         raise RefusedError("full_page_writes is off on the source.",
                            hint="Turn full_page_writes on on the new primary (it is on by "
                                 "default) and run again.", code="source_no_fpw")
-    if isinstance(source, LocalSource) and not facts.source.cleanly_shut_down:
+    if isinstance(source, LocalSource) and not source_control.cleanly_shut_down:
         raise RefusedError("the source data directory was not shut down cleanly (state: %s)."
-                           % facts.source.state_name,
+                           % source_control.state_name,
                            hint="Stop the source server cleanly, or use source_server.",
                            code="source_unclean")
 
@@ -300,6 +328,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         result["bytes_fetched"] = 0
         return
     timer.limit.check("begin changing the target")
+    check_not_running(pgdata)       # a service manager may have started it meanwhile
     journal = Journal(pgdata, sync=options.sync)
     journal.begin(journal_state(facts), changes.blocks, target.dir_mode)
     with timer("copy", summary["bytes_to_fetch"]):
@@ -321,6 +350,7 @@ def _resume(options, pgdata, target, journal, timer, result):
     if journal.finished():
         if options.check_mode:
             return result
+        check_not_running(pgdata)   # the new pg_control is in place: it could have started
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
         raised = raise_settings(options, pgdata, [target_facts(pgdata)], result)
@@ -335,7 +365,7 @@ def _resume(options, pgdata, target, journal, timer, result):
     try:
         with timer("facts"):
             facts = facts_from_journal(state, target_original, source)
-            _check_source(source, facts)
+            _check_source(source, facts.source)
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()

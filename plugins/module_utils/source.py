@@ -46,6 +46,10 @@ class Source:
     def full_page_writes(self, control: ControlFile) -> bool:
         return control.full_page_writes
 
+    def check_access(self) -> None:
+        """Refuse now, before the target is changed, if the rewind could not read the
+        source later (a libpq role without the file-access functions)."""
+
     def list_files(self) -> dict:
         """Every path of the data directory: {relative path: FileEntry}."""
         raise NotImplementedError

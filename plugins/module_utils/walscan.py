@@ -16,6 +16,7 @@ import multiprocessing
 import struct
 from dataclasses import dataclass, field
 
+from . import faults
 from .blockmap import ChangedBlocks
 from .errors import MissingWalError, RewindError, WalError
 from .lsn import first_record_position, format_lsn
@@ -276,6 +277,7 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
 
 
 def _scan_part(channel, open_reader, part_start, part_end, first, last, fmt, relseg_size):
+    faults.moment("wal scan part")
     try:
         reader = open_reader()
         start = part_start if first else reader.first_record_from(part_start)

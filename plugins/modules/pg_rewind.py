@@ -23,6 +23,12 @@ description:
   - Before the first change a journal is made durable in C(<target_pgdata>/pgops_rewind/) and the
     target's C(pg_control) is set aside, so PostgreSQL will not start a half-rewound target.
   - Must run as the owner of O(target_pgdata) (C(become_user)); it refuses root.
+  - One run at a time. The run locks O(target_pgdata) before it reads anything (check mode too);
+    a second run fails at once with C(error_code=rewind_in_progress), naming the first, and touches
+    nothing. The lock ends with the process that holds it.
+  - Everything about the source that can refuse the run (reachable, same system, same major and
+    layout, privileges, C(full_page_writes)) is checked before the target is changed in any way,
+    crash recovery included; a server started on the target while the run plans is refused.
 options:
   target_pgdata:
     description: Data directory to rewind. Its server must be stopped.
@@ -412,6 +418,16 @@ source:
   description: Control data of the source.
   returned: always
   type: dict
+rewind_in_progress:
+  description: The run that holds the target, on failure with C(error_code=rewind_in_progress).
+  returned: failure
+  type: dict
+  contains:
+    pid: {description: "Its process id (null when this host cannot see it).", type: int}
+    host: {description: "The host it runs on.", type: str}
+    user: {description: "The OS user it runs as.", type: str}
+    started: {description: "When its process started (UTC).", type: str}
+    command: {description: "Its program (arguments left out).", type: str}
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure

@@ -21,6 +21,9 @@ description:
     free space, WAL, the source's privileges, hint-bit protection), so a rejoin that cannot work is
     known before the old primary is stopped.
   - Changes nothing, on the target or on the source.
+  - While a M(pgops.rewind.pg_rewind) run works on O(target_pgdata), fails at once with
+    C(error_code=rewind_in_progress) and RV(rewind_in_progress) naming that run (the target's files
+    are changing), so a role or playbook can stop before it stops or changes anything.
 options:
   target_pgdata:
     description:
@@ -294,6 +297,18 @@ preflight:
   type: list
   elements: dict
   sample: [{check: target_space, ok: true, message: "/: 130 MB to write (with margin), 41000 MB free"}]
+rewind_in_progress:
+  description:
+    - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
+      with C(error_code=rewind_in_progress)); null otherwise.
+  returned: success, and failure with C(error_code=rewind_in_progress)
+  type: dict
+  contains:
+    pid: {description: "Its process id (null when this host cannot see it).", type: int}
+    host: {description: "The host it runs on.", type: str}
+    user: {description: "The OS user it runs as.", type: str}
+    started: {description: "When its process started (UTC).", type: str}
+    command: {description: "Its program (arguments left out).", type: str}
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure

@@ -89,6 +89,30 @@ FAULTS = [
      "seconds", "integration/test_fuzz.py::test_wal_reader_on_mutated_segments"),
     ("the test password", "every role the tests create uses it", "never in a module "
      "result, warning, error, saved output or server log", "conftest.py::pytest_sessionfinish"),
+    # one run at a time; no server under a running rewind; refusals before crash recovery
+    ("a second run while one works on the target (also check mode, pg_rewind_info)",
+     "the first paused at its WAL scan (PGOPS_REWIND_FAULT=pause@phase wal_scan)",
+     "refused `rewind_in_progress` naming the first run's pid, host, start time; unchanged; "
+     "the first completes and all data equals", "resilience/test_concurrency.py::"
+     "test_second_run_refused_while_the_first_runs"),
+    ("two runs started at the same moment", "two processes launched together",
+     "one completes, the other is refused `rewind_in_progress`; data equal",
+     "resilience/test_concurrency.py::test_runs_started_together"),
+    ("the role while a run holds the target", "a run paused at its WAL scan",
+     "the preflight fails with `rewind_in_progress`; nothing stopped or changed",
+     "resilience/test_concurrency.py::test_role_preflight_stops_while_a_run_holds_the_target"),
+    ("kill -9 while WAL scan workers run (they outlive it)",
+     "pause@wal scan part in a worker, SIGKILL to the run",
+     "the next run is not blocked and completes", "resilience/test_concurrency.py::"
+     "test_killed_run_does_not_block_the_next"),
+    ("server started on the target during the WAL scan", "pg_ctl start while the run is "
+     "paused at its WAL scan, then frozen (SIGSTOP)", "refused `target_running` before the "
+     "first write; no journal, pg_control in place; unchanged",
+     "resilience/test_concurrency.py::test_server_started_during_the_wal_scan"),
+    ("crashed target with an absent, foreign or unprivileged source (also check mode)",
+     "immediate stop; closed port, another cluster, roles without the file functions",
+     "refused before crash recovery; byte-identical", "rewind/test_refusals.py::"
+     "test_crashed_target_refusals_come_before_crash_recovery"),
 ]
 
 

@@ -21,9 +21,9 @@ def fo(bed):
     return failover(bed, 15)
 
 
-def _refused(fo, code, **args):
+def _refused(fo, code, check=False, **args):
     before = datadir_digest(fo.old_primary.datadir)
-    result = rewind(fo, **args)
+    result = rewind(fo, check=check, **args)
     assert result["failed"], result
     assert result["error_code"] == code, (result["error_code"], result["msg"])
     assert result["hint"], "every refusal says what to do"
@@ -141,3 +141,38 @@ def test_run_as_another_user(collection, fo):
                           user="nobody", cwd="/tmp", check=False)
     assert proc.stdout.strip() == "not_owner", proc.stderr
     assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+
+
+# A crashed target (stopped with -m immediate): every refusal comes before crash recovery,
+# which would change the target. Check mode refuses the same way.
+GRANTS_WITHOUT_LISTING = """
+CREATE ROLE reader LOGIN;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO reader;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO reader;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO reader;
+CREATE ROLE nobody_special LOGIN;
+"""
+
+
+def test_crashed_target_refusals_come_before_crash_recovery(bed, collection, major):
+    fo = failover(bed, major, stop_mode="immediate")
+    assert rewind(fo, check=True)["target_state_before"] == "in production"
+    new = fo.new_primary
+    new.sql(GRANTS_WITHOUT_LISTING)
+    stranger = bed.cluster("stranger", major).init()
+    stranger.start()
+    absent = "host=127.0.0.1 port=%d user=postgres connect_timeout=3" % free_port()
+    refusals = [
+        ("source_unreachable", absent, False),
+        ("source_unreachable", absent, True),
+        ("different_system", stranger.conninfo(), False),
+        ("different_system", stranger.conninfo(), True),
+        ("source_permission", new.conninfo(user="nobody_special") + " dbname=postgres", False),
+        ("source_permission", new.conninfo(user="reader") + " dbname=postgres", False),    # may read, not list
+        ("source_permission", new.conninfo(user="reader") + " dbname=postgres", True),
+    ]
+    for code, source, check in refusals:
+        result = _refused(fo, code, source_server=source, check=check,
+                          primary_conninfo=new.conninfo())
+    assert "pg_ls_dir" in result["msg"]
+    assert rewind(fo, check=True)["target_state_before"] == "in production"   # not recovered
