@@ -248,6 +248,12 @@ def inspect(target_pgdata: str, source=None, target_server: str = None) -> dict:
     """Everything pg_rewind_info reports: the target's control data, the state of its
     running server (given target_server) and, given a source, whether a rewind is needed
     and how much work it is. Changes nothing."""
+    from .interrupted import interrupted_facts, is_interrupted   # it builds on this module
+    if is_interrupted(target_pgdata):
+        result = interrupted_facts(target_pgdata, source)
+        if target_server:
+            result["server"] = server_status(target_server)
+        return result
     target = target_facts(target_pgdata)
     result = {"target": target.summary()}
     if target_server:
