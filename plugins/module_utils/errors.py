@@ -117,11 +117,13 @@ CATALOG = {
                             "Fix their ownership or mode, or list them in keep_files."),
     "type_mismatch": ("A path is a file on one side and a directory or link on the other.",
                       "Make the target's layout match the source's and run again."),
-    "rewind_interrupted": ("The target holds an unfinished rewind whose journal does not "
-                           "match the data directory (pg_rewind_info otherwise reports an "
-                           "unfinished rewind as rewind_interrupted: true).",
-                           "Run the same rewind task again to complete it; if the journal "
-                           "and PG_VERSION disagree, rebuild the node from a base backup."),
+    "rewind_interrupted": ("The target holds an unfinished rewind.",
+                           "Run the same rewind task again to complete it."),
+    # relaunching an interrupted rewind
+    "interrupted_rewind_mismatch": ("The journal of an unfinished rewind describes another "
+                                    "PostgreSQL major than the data directory's PG_VERSION.",
+                                    "Something else changed the data directory: rebuild the "
+                                    "node from a base backup of the new primary."),
     "run_as_root": ("The rewind was started as root.",
                     "Run as the data directory's owner (become_user: postgres)."),
     "not_owner": ("The rewind was started by a user who does not own the data directory.",

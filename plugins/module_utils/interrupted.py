@@ -52,7 +52,7 @@ def interrupted_facts(pgdata: str, source=None) -> dict:
             "%s holds an interrupted rewind of a PostgreSQL %d cluster, but its PG_VERSION "
             "says %d." % (pgdata, control.major, major),
             hint="The data directory was changed by something else: rebuild it from a base "
-                 "backup of the new primary.", code="rewind_interrupted")
+                 "backup of the new primary.", code="interrupted_rewind_mismatch")
     state = journal.load()
     target = control.summary()
     result = {

@@ -83,11 +83,7 @@ def local_reader(pgdata: str) -> Callable:
 
 
 def source_reader(source) -> Callable:
-    def read(path, offset, length):
-        for _path, _offset, data in source.fetch([(path, offset, length)]):
-            return data
-        return None
-    return read
+    return source.read_range
 
 
 class WalComparison:

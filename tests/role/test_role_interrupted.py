@@ -69,8 +69,15 @@ def test_job_killed_mid_copy_then_run_again(bed, collection, major):
     assert (old.datadir / "pgops_rewind" / "pg_control.target").exists()
     assert not (old.datadir / "global" / "pg_control").exists()
 
-    info = run_module("pg_rewind_info", {"target_pgdata": str(old.datadir),
-                                         "source_server": fo.new_primary.conninfo()})
+    info_args = {"target_pgdata": str(old.datadir), "source_server": fo.new_primary.conninfo()}
+    version = old.datadir / "PG_VERSION"
+    original = version.read_text()
+    version.write_text("9\n")          # the journal and the data directory disagree
+    mismatch = run_module("pg_rewind_info", info_args)
+    version.write_text(original)
+    assert mismatch["failed"] and mismatch["error_code"] == "interrupted_rewind_mismatch"
+
+    info = run_module("pg_rewind_info", info_args)
     assert not info["failed"], info
     assert info["rewind_interrupted"] is True and info["rewind_required"] is True
     assert info["target"]["pg_major"] == major and info["reason"] == "interrupted"
