@@ -326,6 +326,7 @@ def _journal_divergence(saved: dict, found: Divergence, source_history: list,
         entry = target_history[index]
         if entry.tli != saved["tli"] or source_history[index].begin != entry.begin:
             continue
-        if entry.begin <= saved["lsn"] and (found.lsn == 0 or saved["lsn"] <= found.lsn):
+        within = entry.begin <= saved["lsn"] and (entry.end is None or saved["lsn"] <= entry.end)
+        if within and (found.lsn == 0 or saved["lsn"] <= found.lsn):
             return Divergence(entry.tli, saved["lsn"], index)
     return found

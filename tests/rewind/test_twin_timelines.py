@@ -7,6 +7,7 @@ import pytest
 
 from support.ansible import run_module
 from support.digest import datadir_digest, differences
+from support.engine import run_cli
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import Failover, twin_promotions
 
@@ -71,3 +72,20 @@ def test_missing_history_file_is_refused_not_called_same(bed, collection, side):
         assert result["failed"] and result["error_code"] == "history_not_comparable", result
         assert "00000002.history" in result["msg"] and side in result["msg"]
     assert differences(before, datadir_digest(c.datadir)) == []
+
+
+def test_twin_rewind_killed_mid_copy_is_completed_by_the_next_run(bed, collection):
+    """The fork the WAL evidence found (earlier than the identical history files say)
+    is the one the journal keeps: the rerun completes against it."""
+    _a, b, c = twin_promotions(bed, 17, same_switch_point=True)
+    c.stop()
+    fo = Failover(c, b)
+    params = {"target_pgdata": str(c.datadir), "source_server": b.conninfo(),
+              "write_recovery_conf": True, "sync": False}
+    killed = run_cli("rewind", params, fault="kill:6")
+    assert killed["_rc"] == -9, killed
+    assert (c.datadir / "pgops_rewind" / "pg_control.target").exists()
+    resumed = run_cli("rewind", params)
+    assert resumed["_rc"] == 0 and resumed.get("resumed") is True, resumed
+    assert resumed["divergence"]["timeline"] == 1
+    assert_follows_and_matches(fo)
