@@ -18,11 +18,13 @@ from typing import Optional
 
 from .commands import RestoreCommand, cleanup
 from .errors import RewindError
-from .facts import gather_facts, inspect_target, scan_target_changes, target_facts
+from .facts import gather_facts, scan_target_changes, target_facts
+from .interrupted import interrupted_facts, is_interrupted
 from .filemap import COPY, COPY_TAIL, FILE, build_plan, is_excluded
 from .libpq_source import LibpqSource
 from .lsn import format_lsn
-from .server_status import replay_lag_bytes
+from .runlock import in_progress_error, running_rewind
+from .server_status import replay_lag_bytes, server_status
 from .source import list_datadir
 from .walsummary import changes_source
 
@@ -183,12 +185,26 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
 def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[str] = None,
                        **options) -> dict:
     """What pg_rewind_info reports: the target's control data and server, and, given a
-    source, the facts, the plan and the preflight."""
-    result = inspect_target(target_pgdata, target_server)
+    source, the facts, the plan and the preflight. Refuses while a rewind runs on the
+    target (its files are changing), naming that run."""
+    holder = running_rewind(target_pgdata)
+    if holder is not None:
+        raise in_progress_error(os.path.abspath(target_pgdata), holder)
+    if is_interrupted(target_pgdata):
+        result = interrupted_facts(target_pgdata, source)
+    else:
+        result = {"target": target_facts(target_pgdata).summary()}
+    result["rewind_in_progress"] = None
+    server = server_status(target_server) if target_server else None
+    if server is not None:
+        result["server"] = server
     if source is None:
         return result
-    server = result.get("server") or {}
-    if source.is_running and server.get("in_recovery"):
+    if result.get("rewind_interrupted"):
+        choice = PathChoice(PATH_REWIND, "an interrupted rewind: the same task completes it")
+        result.update(plan=asdict(choice), preflight=[asdict(_writable(target_pgdata))])
+        return result
+    if source.is_running and server and server.get("in_recovery"):
         position = format_lsn(source.wal_position(source.control_file()))
         server["replay_lag_bytes"] = replay_lag_bytes(server, position)
     result.update(assess(target_pgdata, source, **options))

@@ -38,6 +38,16 @@ CATALOG = {
                         "Replace it with an intact copy from the new primary or the WAL archive."),
     "no_common_ancestor": ("The source's and the target's timelines share no history.",
                            "The nodes are not related: rebuild the target from a base backup."),
+    # twin timelines (one timeline number created by two promotions)
+    "history_not_comparable": ("Source and target are on the same timeline number, but one "
+                               "side's history file for it is missing, so whether they share "
+                               "that timeline cannot be decided.",
+                               "Copy the named NNNNNNNN.history file from the WAL archive (or "
+                               "from the node that created that timeline) into pg_wal."),
+    "same_timeline_diverged": ("Source and target wrote different WAL on timeline 1, with no "
+                               "earlier point both are known to share.",
+                               "Check the source is this node's new primary; otherwise rebuild "
+                               "the target from a base backup."),
     # WAL
     "wal_missing": ("A WAL segment the rewind must read is not in the target's pg_wal.",
                     "Copy it from the WAL archive into pg_wal, or set restore_command "
@@ -136,6 +146,11 @@ CATALOG = {
                       "Make the target's layout match the source's and run again."),
     "rewind_interrupted": ("The target holds an unfinished rewind.",
                            "Run the same rewind task again to complete it."),
+    # relaunching an interrupted rewind
+    "interrupted_rewind_mismatch": ("The journal of an unfinished rewind describes another "
+                                    "PostgreSQL major than the data directory's PG_VERSION.",
+                                    "Something else changed the data directory: rebuild the "
+                                    "node from a base backup of the new primary."),
     "run_as_root": ("The rewind was started as root.",
                     "Run as the data directory's owner (become_user: postgres)."),
     "not_owner": ("The rewind was started by a user who does not own the data directory.",

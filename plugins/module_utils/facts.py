@@ -19,10 +19,10 @@ from .controlfile import CONTROL_PATH, ControlFile, read_control_file
 from .errors import RefusedError
 from .filemap import STATE_DIR
 from .lsn import format_lsn
-from .runlock import in_progress_error, running_rewind
-from .server_status import server_status
 from .source import LocalSource
 from .timeline import Divergence, TimelineEntry, find_divergence, history_of
+from .twins import (DIFFERENT, SAME, WalComparison, comparable_history, local_reader,
+                    same_timeline_diverged, shared_timeline_start, source_reader)
 from .wal import WalReader
 from .walcopy import WalCopyRule
 from .walsegments import SegmentDirectory
@@ -50,6 +50,9 @@ class RewindFacts:
     divergence: Optional[Divergence] = None
     last_common_checkpoint: Optional[LastCommonCheckpoint] = None
     keep_wal: set = field(default_factory=set)   # target segments replay may still need
+    twin_timeline: bool = False          # a timeline number both have, with two histories
+    same_timeline_verified: Optional[bool] = None   # same timeline: its WAL end was compared
+    wal_compared: list = field(default_factory=list)
 
     def replay_start(self) -> tuple:
         """(redo, timeline, checkpoint) replay of the rewound target starts from: the last
@@ -76,6 +79,9 @@ class RewindFacts:
             "divergence": self.divergence.as_dict() if self.divergence else None,
             "last_common_checkpoint": (self.last_common_checkpoint.as_dict()
                                        if self.last_common_checkpoint else None),
+            "twin_timeline": self.twin_timeline,
+            "same_timeline_verified": self.same_timeline_verified,
+            "wal_compared": self.wal_compared,
         }
         return result
 
@@ -132,7 +138,8 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
     source_tli = source.current_timeline(source_control)
     target_tli = target.timeline
     local = LocalSource(target_pgdata)
-    target_history = history_of(target_tli, local.read_file, "target")
+    read_history = comparable_history if source_tli == target_tli else history_of
+    target_history = read_history(target_tli, local.read_file, "target")
     reader = target_reader(target_pgdata, target, target_history, restore)
     try:
         checkpoint_end = reader.record_at(target.checkpoint).end_lsn
@@ -140,20 +147,23 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         facts = RewindFacts(target, source_control, target_tli, source_tli, target_history,
                             None, target_end, False, SAME_TIMELINE)
         if source_tli == target_tli:
-            facts.source_history = target_history
-            source_end = source.wal_position(source_control)
-            if target_end > source_end:
-                raise RefusedError(
-                    "the target's WAL goes further (to %s) than the source's (%s) on the same "
-                    "timeline %d: there is no fork to rewind to."
-                    % (format_lsn(target_end), format_lsn(source_end), target_tli),
-                    hint="Check that the source really is the new primary (promoted after the "
-                         "failover); if it is a standby that lags, wait for it to catch up. "
-                         "Otherwise rebuild the target from a base backup.",
-                    code="target_ahead")
-            return facts
-        facts.source_history = history_of(source_tli, source.read_file, "source")
-        facts.divergence = find_divergence(facts.source_history, target_history)
+            facts.source_history = comparable_history(source_tli, source.read_file, "source")
+            if facts.source_history == target_history:
+                if not _same_history_diverged(target_pgdata, facts, source, checkpoint_end):
+                    return facts
+        if facts.divergence is None:
+            if facts.source_history is None:
+                facts.source_history = history_of(source_tli, source.read_file, "source")
+            facts.divergence = find_divergence(facts.source_history, target_history)
+            if facts.divergence.target_index > 0:
+                compare = WalComparison(local_reader(target_pgdata), target_history,
+                                        source_reader(source), facts.source_history,
+                                        target.xlog_seg_size,
+                                        min(target_end, source.wal_position(source_control)))
+                facts.divergence = shared_timeline_start(facts.divergence, target_history,
+                                                         compare)
+                facts.wal_compared = compare.compared
+        facts.twin_timeline = _twin(facts)
         if target_end <= facts.divergence.lsn:
             facts.reason = TARGET_IS_ANCESTOR
             return facts
@@ -166,6 +176,47 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         return facts
     finally:
         reader.close()
+
+
+def _twin(facts: RewindFacts) -> bool:
+    """The target's timeline has the number of one the source went through, but not
+    its history."""
+    source_tlis = {e.tli for e in facts.source_history}
+    return any(e.tli in source_tlis for e in facts.target_history[facts.divergence.target_index
+                                                                  + 1:])
+
+
+def _same_history_diverged(target_pgdata, facts, source, checkpoint_end) -> bool:
+    """Same timeline, identical history files: do they share the timeline? Sets
+    facts.divergence and returns True when the WAL shows they do not (twins promoted
+    at the same location, or a copy started as a primary on the same timeline);
+    refuses a target that is ahead of the source on a shared timeline."""
+    target, history = facts.target, facts.target_history
+    source_end = source.wal_position(facts.source)
+    compare = WalComparison(local_reader(target_pgdata), history, source_reader(source),
+                            facts.source_history, target.xlog_seg_size,
+                            min(facts.target_wal_end, source_end))
+    facts.wal_compared = compare.compared
+    whole = Divergence(history[-1].tli, 0, len(history) - 1)
+    divergence = shared_timeline_start(whole, history, compare)
+    if divergence is not whole:
+        facts.divergence = divergence
+        return True
+    if facts.target_wal_end > source_end:
+        raise RefusedError(
+            "the target's WAL goes further (to %s) than the source's (%s) on the same "
+            "timeline %d: there is no fork to rewind to."
+            % (format_lsn(facts.target_wal_end), format_lsn(source_end), facts.target_timeline),
+            hint="Check that the source really is the new primary (promoted after the "
+                 "failover); if it is a standby that lags, wait for it to catch up. "
+                 "Otherwise rebuild the target from a base backup.",
+            code="target_ahead")
+    what = "latest checkpoint record"
+    if compare.verdict(what, target.checkpoint, checkpoint_end) == DIFFERENT:
+        facts.divergence = same_timeline_diverged(history, what)
+        return True
+    facts.same_timeline_verified = compare.compared[-1]["result"] == SAME
+    return False
 
 
 PARALLEL_SCAN_MIN_SEGMENTS = 8
@@ -201,19 +252,6 @@ def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
         reader.close()
 
 
-def inspect_target(target_pgdata: str, target_server: str = None) -> dict:
-    """The target's control data and, given target_server, the state of its running
-    server (pg_rewind_info; assessment.inspect adds what a source tells). Refuses while a
-    rewind runs on the target (its files are changing), naming that run."""
-    holder = running_rewind(target_pgdata)
-    if holder is not None:
-        raise in_progress_error(os.path.abspath(target_pgdata), holder)
-    result = {"target": target_facts(target_pgdata).summary(), "rewind_in_progress": None}
-    if target_server:
-        result["server"] = server_status(target_server)
-    return result
-
-
 def journal_state(facts: RewindFacts) -> dict:
     """What a rewind must remember to be completed later from its journal."""
     lcc = facts.last_common_checkpoint
@@ -235,7 +273,9 @@ def facts_from_journal(state: dict, target: ControlFile, source) -> RewindFacts:
     source_tli = source.current_timeline(source_control)
     source_history = history_of(source_tli, source.read_file, "source")
     target_history = [TimelineEntry(*entry) for entry in state["target_history"]]
-    divergence = find_divergence(source_history, target_history)
+    divergence = _journal_divergence(state["divergence"], find_divergence(source_history,
+                                                                          target_history),
+                                     source_history, target_history)
     saved = state["divergence"]
     if (divergence.tli, divergence.lsn) != (saved["tli"], saved["lsn"]):
         raise RefusedError(
@@ -246,3 +286,18 @@ def facts_from_journal(state: dict, target: ControlFile, source) -> RewindFacts:
                        source_history, state["target_wal_end"], True, DIVERGED, divergence,
                        LastCommonCheckpoint(**state["last_common_checkpoint"]),
                        set(state["keep_wal"]))
+
+
+def _journal_divergence(saved: dict, found: Divergence, source_history: list,
+                        target_history: list) -> Divergence:
+    """The interrupted rewind's fork, if the source's history still shares everything
+    before it: the WAL evidence of twin timelines (twins.py) may have put it earlier
+    than the history files alone do, and the target's WAL it came from may be gone."""
+    for index in range(found.target_index + 1):
+        entry = target_history[index]
+        if entry.tli != saved["tli"] or source_history[index].begin != entry.begin:
+            continue
+        within = entry.begin <= saved["lsn"] and (entry.end is None or saved["lsn"] <= entry.end)
+        if within and (found.lsn == 0 or saved["lsn"] <= found.lsn):
+            return Divergence(entry.tli, saved["lsn"], index)
+    return found

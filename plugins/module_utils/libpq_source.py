@@ -219,6 +219,12 @@ class LibpqSource(Source):
             return None
         return bytes(rows[0][0])
 
+    def read_range(self, path, offset, length):
+        """One query on the main connection (fetch() may open more for bulk copies)."""
+        rows = self.query("SELECT pg_catalog.pg_read_binary_file(%s, %s, %s, true)",
+                          (path, offset, length), what="read %s from the source" % path)
+        return None if not rows or rows[0][0] is None else bytes(rows[0][0])
+
     def in_recovery(self):
         return self.query("SELECT pg_catalog.pg_is_in_recovery()")[0][0]
 

@@ -60,6 +60,12 @@ class Source:
         than asked at the end of a file (or longer, see COPY_WINDOW)."""
         raise NotImplementedError
 
+    def read_range(self, path: str, offset: int, length: int) -> Optional[bytes]:
+        """Up to `length` bytes of a file from `offset` (None when the file is missing)."""
+        for _path, _offset, data in list(self.fetch([(path, offset, length)])):
+            return None if data is None else data[:length]
+        return None
+
     def digests(self, files) -> dict:
         """{path: md5 hex} of the source's copies of [(path, size)] (None when gone)."""
         from .execute import file_digest

@@ -279,6 +279,24 @@ reason:
   description: C(diverged), C(same_timeline) or C(target_is_ancestor).
   returned: always
   type: str
+twin_timeline:
+  description:
+    - The target's timeline has the number of one of the source's timelines but not its history
+      (two promotions each created it); the fork is then where the histories really part.
+  returned: when a source was compared
+  type: bool
+same_timeline_verified:
+  description:
+    - With RV(reason=same_timeline), whether the target's latest checkpoint record was found byte
+      for byte in the source's WAL (false when one side no longer holds that WAL); null otherwise.
+  returned: when a source was compared
+  type: bool
+wal_compared:
+  description: The WAL ranges compared on both sides to tell twin timelines apart, with the result
+    (C(same), C(different), C(not_available)).
+  returned: when a source was compared
+  type: list
+  elements: dict
 divergence:
   description: Where the histories fork (null on the same timeline).
   returned: always

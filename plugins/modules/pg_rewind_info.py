@@ -191,10 +191,39 @@ reason:
   description:
     - Why a rewind is or is not required.
     - C(same_timeline), both are on the same timeline; C(target_is_ancestor), the target's WAL ends at
-      or before the fork; C(diverged), the target wrote WAL the source does not have.
+      or before the fork; C(diverged), the target wrote WAL the source does not have;
+      C(interrupted), a rewind of the target began and did not complete (RV(rewind_interrupted)).
+    - The same timeline is decided from the history files' contents and the WAL, never from the
+      timeline number alone (see RV(twin_timeline)).
   returned: when a source is given
   type: str
   sample: diverged
+rewind_interrupted:
+  description:
+    - A rewind began changing the target and did not complete; its C(pg_control) is set aside until
+      the same rewind is run again.
+    - RV(target) is then the control data from before that rewind (the major version checked
+      against C(PG_VERSION)), RV(divergence) and RV(last_common_checkpoint) come from its journal.
+  returned: when a rewind of the target was interrupted
+  type: bool
+twin_timeline:
+  description:
+    - The target's timeline has the number of one of the source's timelines but not its history
+      (two standbys promoted each on its own); the fork is where the histories really part.
+  returned: when a source is given
+  type: bool
+same_timeline_verified:
+  description:
+    - With RV(reason=same_timeline), whether the target's latest checkpoint record was found byte for
+      byte in the source's WAL (false when one side no longer holds that WAL); null otherwise.
+  returned: when a source is given
+  type: bool
+wal_compared:
+  description: The WAL ranges compared on both sides to tell twin timelines apart, with the result
+    (C(same), C(different), C(not_available)).
+  returned: when a source is given
+  type: list
+  elements: dict
 divergence:
   description: Where the histories fork; null when both are on the same timeline.
   returned: when a source is given

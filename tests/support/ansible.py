@@ -63,10 +63,7 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
     return result
 
 
-def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = False,
-                 diff: bool = False, inventory: str = "localhost,", timeout: float = 1800,
-                 env: dict | None = None) -> dict:
-    """Run a playbook (a path); returns rc, output and the recap counts per host."""
+def _playbook_command(playbook, extra_vars, check, diff, inventory, env):
     cmd = [str(VENV_PYTHON.parent / "ansible-playbook"), "-i", inventory, playbook,
            "-e", "ansible_python_interpreter=%s" % VENV_PYTHON]
     if extra_vars:
@@ -77,6 +74,23 @@ def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = Fa
         cmd.append("--diff")
     environment = ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
                                "ANSIBLE_FORCE_COLOR": "0", **(env or {})})
+    return cmd, environment
+
+
+def start_playbook(playbook: str, extra_vars: dict | None = None, env: dict | None = None,
+                   inventory: str = "localhost,") -> subprocess.Popen:
+    """Start a playbook in a process group of its own (to be killed as a whole job)."""
+    cmd, environment = _playbook_command(playbook, extra_vars, False, False, inventory, env)
+    return subprocess.Popen(cmd, env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=str(REPO),
+                            start_new_session=True)
+
+
+def run_playbook(playbook: str, extra_vars: dict | None = None, check: bool = False,
+                 diff: bool = False, inventory: str = "localhost,", timeout: float = 1800,
+                 env: dict | None = None) -> dict:
+    """Run a playbook (a path); returns rc, output and the recap counts per host."""
+    cmd, environment = _playbook_command(playbook, extra_vars, check, diff, inventory, env)
     proc = subprocess.run(cmd, env=environment, capture_output=True, text=True,
                           timeout=timeout, cwd=str(REPO), check=False)
     recap = {}

@@ -83,3 +83,34 @@ def switchover(bed, major: int, **init_args) -> Failover:
     standby.promote()
     diverge_new_primary(standby)
     return Failover(primary, standby)
+
+
+def twin_promotions(bed, major: int, same_switch_point: bool = False) -> tuple:
+    """Primary A with standbys B and C; A stops; B and C are promoted each on its own
+    (two failover managers), both reach timeline 2 and both write. Unless
+    `same_switch_point`, C was stopped before A's last update, so C's timeline 2 starts
+    earlier than B's. Returns (A, B, C) with B and C running, A stopped."""
+    a, b = bed.primary_and_standby(major)
+    c = bed.adopt(a.create_standby("standby2"))
+    seed(a)
+    a.wait_for_replay(b)
+    a.wait_for_replay(c)
+    if not same_switch_point:
+        c.stop()
+        a.sql("UPDATE accounts SET balance = balance + 100, note = 'only B' WHERE id % 5 = 0")
+        a.wait_for_replay(b)
+    a.stop()
+    for node in (b, c):
+        if not node.is_alive():
+            node.start()
+    if same_switch_point:        # both received A's shutdown checkpoint
+        for node in (b, c):
+            node.wait_until(lambda n=node: n.scalar(
+                "SELECT pg_last_wal_replay_lsn() = pg_last_wal_receive_lsn()"), what="replay")
+    b.promote()
+    c.promote()
+    b.checkpoint()
+    c.checkpoint()
+    diverge_new_primary(b)
+    diverge_old_primary(c)
+    return a, b, c
