@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator, Optional
 
-from .crc32c import crc32c
+from . import crc32c as crc_module
 from .errors import MissingWalError, WalError
 
 from .lsn import (LONG_PAGE_HEADER, SHORT_PAGE_HEADER, XLOG_BLCKSZ, format_lsn, maxalign,
@@ -95,6 +95,7 @@ class WalReader:
         self._limit_reached = False
         self.end_of_wal = None           # after records(end=None): why reading stopped
         self.on_chunk = None             # called with the LSN of each chunk read (progress)
+        self.record_crc = crc_module.record_crc   # CRC-32C of a record, as xl_crc holds it
 
     def segments_read(self) -> set:
         """Names of the segment files this reader has read pages from."""
@@ -214,6 +215,7 @@ class WalReader:
             raise EndOfWal("invalid record length %d at %s" % (tot_len, format_lsn(lsn)), lsn)
         if tot_len <= avail:
             data = memoryview(chunk)[start:start + tot_len]
+            crc_buf, crc_off = chunk, start
             end_lsn = lsn + maxalign(tot_len)
         else:
             if avail >= RECORD_HEADER_SIZE:     # fail early on garbage before gathering pages
@@ -238,9 +240,10 @@ class WalReader:
                 got += take
                 end_lsn = next_page + hdr2 + maxalign(take)
                 next_page += XLOG_BLCKSZ
-            data = memoryview(b"".join(parts))
+            crc_buf, crc_off = b"".join(parts), 0
+            data = memoryview(crc_buf)
         rec = self._check_header(data, 0, tot_len, lsn, expected_prev)
-        if crc32c(data[:20], crc32c(data[RECORD_HEADER_SIZE:tot_len])) != rec[5]:
+        if self.record_crc(crc_buf, crc_off, tot_len) != rec[5]:
             raise EndOfWal("incorrect record checksum at %s" % format_lsn(lsn), lsn)
         record = RawRecord(lsn, end_lsn, data, tot_len, rec[1], rec[2], rec[3], rec[4])
         if rec[4] == RM_XLOG_ID and rec[3] & 0xF0 == XLOG_SWITCH:
@@ -359,7 +362,7 @@ class WalReader:
         stop = end if end is not None else 1 << 64
         unpack_header = _RECORD_HEADER.unpack_from
         max_rmid, custom_rmgrs = self.fmt.max_builtin_rmid, self.fmt.custom_rmgrs
-        view = memoryview(chunk)
+        record_crc = self.record_crc
         while True:
             start_off = base + page_off
             if page_off <= XLOG_BLCKSZ - RECORD_HEADER_SIZE:
@@ -386,8 +389,7 @@ class WalReader:
             if rec_prev != prev and (prev is not None or rec_prev >= rec_lsn):
                 raise EndOfWal("record with incorrect prev-link %s at %s"
                                % (format_lsn(rec_prev), format_lsn(rec_lsn)), rec_lsn)
-            if crc32c(view[start_off:start_off + 20],
-                      crc32c(view[start_off + 24:start_off + tot_len])) != rec_crc:
+            if record_crc(chunk, start_off, tot_len) != rec_crc:
                 raise EndOfWal("incorrect record checksum at %s" % format_lsn(rec_lsn), rec_lsn)
             page_off += (tot_len + 7) & ~7
             end_lsn = page_lsn + page_off
