@@ -66,7 +66,6 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _BLOCK_HEAD = struct.Struct("<BH")          # fork_flags, data_length
 _IMAGE_HEAD = struct.Struct("<HHB")         # length, hole_offset, bimg_info
-_RELFILE = struct.Struct("<III")            # spc, db, rel
 _RELFILE_BLOCK = struct.Struct("<IIII")     # spc, db, rel, blkno
 
 
@@ -143,8 +142,9 @@ def fragment_reader(fmt: MajorFormat, on_block):
     """The one decoder of a record's fragment headers, for the changed-block scan (hot:
     called for every record) and for decode_record (rare records, tests).
 
-    The function returned, read(buf, off, tot_len, lsn), reads the record at
-    buf[off:off + tot_len], calls on_block(fork_flags, spc, db, rel, blkno, block_id,
+    The function returned, read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
+    (the arguments WalReader.walk gives its visitor, so the scan hands it over as is),
+    reads the record at buf[off:off + tot_len], calls on_block(fork_flags, spc, db, rel, blkno, block_id,
     data_len, image) for each block reference (image: None, or (length, hole offset,
     hole length, bimg_info)) and returns (main-data length, origin, top-level xid).
     It checks what PostgreSQL's DecodeXLogRecord checks -- ascending block ids, data
@@ -158,7 +158,7 @@ def fragment_reader(fmt: MajorFormat, on_block):
     rel_block, u16, u32 = _RELFILE_BLOCK.unpack_from, _U16.unpack_from, _U32.unpack_from
     short_record = SIZE_OF_RECORD_HEADER + SIZE_OF_DATA_SHORT
 
-    def read(buf, off, tot_len, lsn):
+    def read(lsn, _end_lsn, buf, off, tot_len, _xid, _prev, _info, _rmid):
         pos = off + SIZE_OF_RECORD_HEADER
         if tot_len == SIZE_OF_RECORD_HEADER:
             return (0,) + _NO_EXTRAS
@@ -200,13 +200,24 @@ def fragment_reader(fmt: MajorFormat, on_block):
                         pos += SIZE_OF_IMAGE_HEADER
                         has_hole = bimg_info & has_hole_bit
                         compressed = bimg_info & compressed_bits
-                        if compressed and has_hole:
-                            hole_length = u16(buf, pos)[0]
-                            pos += SIZE_OF_HOLE_LENGTH
+                        if compressed:
+                            if has_hole:
+                                hole_length = u16(buf, pos)[0]
+                                pos += SIZE_OF_HOLE_LENGTH
+                            else:
+                                hole_length = 0
+                            _check_image(lsn, image_len, hole_offset, hole_length, has_hole,
+                                         compressed)
+                        elif has_hole:          # the usual image: uncompressed, with a hole
+                            hole_length = BLCKSZ - image_len
+                            if not hole_offset or image_len == BLCKSZ:
+                                _check_image(lsn, image_len, hole_offset, hole_length,
+                                             has_hole, compressed)
                         else:
-                            hole_length = BLCKSZ - image_len if has_hole else 0
-                        _check_image(lsn, image_len, hole_offset, hole_length, has_hole,
-                                     compressed)
+                            hole_length = 0
+                            if hole_offset or image_len != BLCKSZ:
+                                _check_image(lsn, image_len, hole_offset, hole_length,
+                                             has_hole, compressed)
                         datatotal += image_len
                         image = (image_len, hole_offset, hole_length, bimg_info)
                     if fork_flags & BKPBLOCK_SAME_REL:
@@ -247,6 +258,7 @@ def fragment_reader(fmt: MajorFormat, on_block):
 
 
 def _check_image(lsn, image_len, hole_offset, hole_length, has_hole, compressed):
+    """Raise when an image header does not make sense (as DecodeXLogRecord checks)."""
     if has_hole and (hole_offset == 0 or hole_length == 0 or image_len == BLCKSZ):
         raise _bad(lsn, "image with a hole of offset %d length %d, image length %d"
                    % (hole_offset, hole_length, image_len))
@@ -271,7 +283,8 @@ def decode_record(raw, fmt: MajorFormat) -> Record:
                                hole_length, bimg_info, data_len))
 
     data, tot_len = raw.data, raw.tot_len
-    main_len, origin, toplevel = fragment_reader(fmt, on_block)(data, 0, tot_len, raw.lsn)
+    main_len, origin, toplevel = fragment_reader(fmt, on_block)(
+        raw.lsn, raw.end_lsn, data, 0, tot_len, raw.xid, raw.prev, raw.info, raw.rmid)
     main = bytes(data[tot_len - main_len:tot_len]) if main_len else b""
     return Record(raw.lsn, raw.end_lsn, tot_len, raw.xid, raw.prev, raw.info, raw.rmid,
                   tuple(blocks), main, origin, toplevel)

@@ -86,8 +86,6 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
     add = changes.blocks.add
     events = changes.file_events
     recent = set()
-    count = 0
-    first_prev = last = None
 
     def found(fork_flags, spc, db, rel, blkno, _block_id, _data_len, _image):
         if not fork_flags & BKPBLOCK_FORK_MASK:
@@ -98,29 +96,20 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
                 recent.add(key)
                 add(spc, db, rel, blkno)
 
-    read_fragments = fragment_reader(fmt, found)
+    def whole(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
+        _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
+                                xid, prev, info, rmid), fmt, add, events)
 
-    def visit(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
-        nonlocal count, first_prev, last
-        count += 1
-        last = lsn
-        if first_prev is None:
-            first_prev = prev
-        if info & XLR_SPECIAL_REL_UPDATE or rmid in _FILE_RMGRS:
-            _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
-                                    xid, prev, info, rmid), fmt, add, events)
-        else:
-            read_fragments(buf, off, tot_len, lsn)
-
-    reader.walk(start, end, visit, limit)
+    reader.walk(start, end, fragment_reader(fmt, found), limit,
+                whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS))
+    last = reader.last_record
     if limit is not None and not reader.reached_limit():
         reason = reader.end_of_wal.reason if reader.end_of_wal else "unknown"
         raise WalError("the target's WAL ends at %s, before %s where this part of the scan "
                        "ends: %s." % (format_lsn(last or start), format_lsn(limit), reason))
-    changes.records = count
-    changes.first_prev, changes.last_lsn = first_prev or 0, last or 0
+    changes.records = reader.records_walked
+    changes.first_prev, changes.last_lsn = reader.first_prev or 0, last or 0
     return changes
-
 
 _FILE_RMGRS = frozenset((RM_SMGR_ID, RM_DBASE_ID, RM_RELMAP_ID))
 RECENT_BLOCKS = 8192     # blocks remembered as just added (a set, cleared when full)
