@@ -135,10 +135,9 @@ NOT_PLAIN = BKPBLOCK_FORK_MASK | BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL
 _ONE_BLOCK = struct.Struct("<BBHIIIIBB")   # id, flags, data len, spc, db, rel, blkno, 255, len
 SIZE_OF_ONE_BLOCK_RECORD = (SIZE_OF_RECORD_HEADER + SIZE_OF_BLOCK_HEADER + SIZE_OF_RELFILE
                             + SIZE_OF_BLOCKNO + SIZE_OF_DATA_SHORT)
-_NO_EXTRAS = (None, None)
 
 
-def fragment_reader(fmt: MajorFormat, on_block):
+def fragment_reader(fmt: MajorFormat, on_block, extras=None, known=None):
     """The one decoder of a record's fragment headers, for the changed-block scan (hot:
     called for every record) and for decode_record (rare records, tests).
 
@@ -146,7 +145,11 @@ def fragment_reader(fmt: MajorFormat, on_block):
     (the arguments WalReader.walk gives its visitor, so the scan hands it over as is),
     reads the record at buf[off:off + tot_len], calls on_block(fork_flags, spc, db, rel, blkno, block_id,
     data_len, image) for each block reference (image: None, or (length, hole offset,
-    hole length, bimg_info)) and returns (main-data length, origin, top-level xid).
+    hole length, bimg_info)) and returns the length of its main data; the list
+    `extras`, when given, receives [origin, top-level xid] (None when absent). With
+    `known`, a set of (rel, blkno, db, spc) the caller already has, a main-fork
+    reference to one of them is not reported again (the scan: hot pages are touched
+    by record after record).
     It checks what PostgreSQL's DecodeXLogRecord checks -- ascending block ids, data
     flags that match lengths, image holes that make sense, lengths that add up
     exactly -- and raises WalError (wal_corrupt) saying what does not."""
@@ -161,18 +164,19 @@ def fragment_reader(fmt: MajorFormat, on_block):
     def read(lsn, _end_lsn, buf, off, tot_len, _xid, _prev, _info, _rmid):
         pos = off + SIZE_OF_RECORD_HEADER
         if tot_len == SIZE_OF_RECORD_HEADER:
-            return (0,) + _NO_EXTRAS
+            return 0
         first = buf[pos]
         if first == XLR_BLOCK_ID_DATA_SHORT:
             if buf[pos + 1] + short_record == tot_len:
-                return (buf[pos + 1],) + _NO_EXTRAS          # main data only
+                return buf[pos + 1]          # main data only
         elif not first and tot_len >= SIZE_OF_ONE_BLOCK_RECORD:
             _bid, flags, data_len, spc, db, rel, blkno, next_id, main_len = one_block(buf, pos)
             if not flags & NOT_PLAIN and next_id == XLR_BLOCK_ID_DATA_SHORT \
                     and SIZE_OF_ONE_BLOCK_RECORD + data_len + main_len == tot_len \
                     and (not data_len) == (not flags & BKPBLOCK_HAS_DATA):
-                on_block(flags, spc, db, rel, blkno, 0, data_len, None)
-                return (main_len,) + _NO_EXTRAS
+                if known is None or (rel, blkno, db, spc) not in known:
+                    on_block(flags, spc, db, rel, blkno, 0, data_len, None)
+                return main_len
         return read_all(buf, off, pos, off + tot_len, lsn)
 
     def read_all(buf, off, pos, limit, lsn):
@@ -228,7 +232,9 @@ def fragment_reader(fmt: MajorFormat, on_block):
                     else:
                         spc, db, rel, blkno = rel_block(buf, pos)
                         pos += SIZE_OF_RELFILE + SIZE_OF_BLOCKNO
-                    on_block(fork_flags, spc, db, rel, blkno, block_id, data_len, image)
+                    if known is None or fork_flags & BKPBLOCK_FORK_MASK \
+                            or (rel, blkno, db, spc) not in known:
+                        on_block(fork_flags, spc, db, rel, blkno, block_id, data_len, image)
                 elif block_id == XLR_BLOCK_ID_DATA_SHORT:
                     main_len = buf[pos + 1]
                     pos += SIZE_OF_DATA_SHORT
@@ -252,7 +258,9 @@ def fragment_reader(fmt: MajorFormat, on_block):
         if limit - pos != datatotal:
             raise _bad(lsn, "record length %d does not match its fragments (%d header + %d "
                        "data)" % (limit - off, pos - off, datatotal))
-        return main_len, origin, toplevel
+        if extras is not None:
+            extras[:] = origin, toplevel
+        return main_len
 
     return read
 
@@ -283,8 +291,10 @@ def decode_record(raw, fmt: MajorFormat) -> Record:
                                hole_length, bimg_info, data_len))
 
     data, tot_len = raw.data, raw.tot_len
-    main_len, origin, toplevel = fragment_reader(fmt, on_block)(
+    extras = [None, None]
+    main_len = fragment_reader(fmt, on_block, extras)(
         raw.lsn, raw.end_lsn, data, 0, tot_len, raw.xid, raw.prev, raw.info, raw.rmid)
+    origin, toplevel = extras
     main = bytes(data[tot_len - main_len:tot_len]) if main_len else b""
     return Record(raw.lsn, raw.end_lsn, tot_len, raw.xid, raw.prev, raw.info, raw.rmid,
                   tuple(blocks), main, origin, toplevel)

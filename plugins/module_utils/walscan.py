@@ -89,18 +89,16 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
 
     def found(fork_flags, spc, db, rel, blkno, _block_id, _data_len, _image):
         if not fork_flags & BKPBLOCK_FORK_MASK:
-            key = (rel, blkno, db, spc)
-            if key not in recent:
-                if len(recent) > RECENT_BLOCKS:
-                    recent.clear()
-                recent.add(key)
-                add(spc, db, rel, blkno)
+            if len(recent) > RECENT_BLOCKS:
+                recent.clear()
+            recent.add((rel, blkno, db, spc))
+            add(spc, db, rel, blkno)
 
     def whole(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
         _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
                                 xid, prev, info, rmid), fmt, add, events)
 
-    reader.walk(start, end, fragment_reader(fmt, found), limit,
+    reader.walk(start, end, fragment_reader(fmt, found, known=recent), limit,
                 whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS))
     last = reader.last_record
     if limit is not None and not reader.reached_limit():
