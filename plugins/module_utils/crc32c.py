@@ -60,7 +60,7 @@ def _load_c():
 
     def record_crc(buf, off, tot_len):
         if buf is not last[0]:
-            if type(buf) is not bytes:     # only immutable buffers are remembered
+            if not isinstance(buf, bytes):     # only immutable buffers are remembered
                 view = memoryview(buf)
                 return c_crc(view[off:off + 20], c_crc(view[off + 24:off + tot_len]))
             last[0], last[1] = buf, memoryview(buf)
@@ -90,12 +90,12 @@ def _load_ext2fs():
         return last[1]
 
     def ext2fs_crc(data, value=0):
-        if type(data) is not bytes:
+        if not isinstance(data, bytes):
             data = bytes(data)
         return update(value ^ 0xFFFFFFFF, data, len(data)) ^ 0xFFFFFFFF
 
     def record_crc(buf, off, tot_len):
-        if type(buf) is not bytes:
+        if not isinstance(buf, bytes):
             buf, off = bytes(memoryview(buf)[off:off + tot_len]), 0
         base = address(buf) + off
         return update(update(0xFFFFFFFF, base + 24, tot_len - 24), base, 20) ^ 0xFFFFFFFF

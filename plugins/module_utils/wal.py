@@ -392,8 +392,8 @@ class WalReader:
             while True:
                 start_off = base + page_off
                 if page_off <= XLOG_BLCKSZ - RECORD_HEADER_SIZE:
-                    tot_len, xid, rec_prev, rec_info, rmid, rec_crc = unpack_header(chunk,
-                                                                                   start_off)
+                    header = unpack_header(chunk, start_off)
+                    tot_len, xid, rec_prev, rec_info, rmid, rec_crc = header
                 else:
                     tot_len = 0     # the header itself continues on the next page
                 if page_off + tot_len > XLOG_BLCKSZ or tot_len < RECORD_HEADER_SIZE:
@@ -422,10 +422,12 @@ class WalReader:
                         raise EndOfWal("record with incorrect prev-link %s at %s"
                                        % (format_lsn(rec_prev), format_lsn(rec_lsn)), rec_lsn)
                     self.first_prev = rec_prev      # the first record of the walk
-                if (in_place(view[start_off:start_off + 20],
-                              in_place(view[start_off + 24:start_off + tot_len]))
-                        if in_place is not None
-                        else record_crc(chunk, start_off, tot_len)) != rec_crc:
+                if in_place is not None:
+                    crc = in_place(view[start_off:start_off + 20],
+                                   in_place(view[start_off + 24:start_off + tot_len]))
+                else:
+                    crc = record_crc(chunk, start_off, tot_len)
+                if crc != rec_crc:
                     raise EndOfWal("incorrect record checksum at %s" % format_lsn(rec_lsn),
                                    rec_lsn)
                 page_off += (tot_len + 7) & ~7

@@ -109,6 +109,7 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
     changes.first_prev, changes.last_lsn = reader.first_prev or 0, last or 0
     return changes
 
+
 _FILE_RMGRS = frozenset((RM_SMGR_ID, RM_DBASE_ID, RM_RELMAP_ID))
 RECENT_BLOCKS = 8192     # blocks remembered as just added (a set, cleared when full)
 
