@@ -3,7 +3,9 @@
     make bench-wal            (or: .cache/venv/bin/python bench/wal_scan.py --wal-mb 1024)
 
 Builds (once, cached under .cache/bench/) a PostgreSQL 15 cluster holding at least
---wal-mb of pgbench WAL, then times, best of --repeat runs each:
+--wal-mb of WAL of pgbench transactions after a checkpoint (the WAL a rewind reads:
+full-page images first, then ever more small records), then times, best of --repeat
+runs each:
   - pg_waldump --stats over the range (the C reader: page and record validation, CRC);
   - our WAL reader alone (validated records, CRC-checked);
   - our full changed-block scan (what a rewind does: reader + block references).
@@ -28,10 +30,14 @@ from support.cluster import Cluster, run_pg  # noqa: E402
 from support.env import CACHE, debian_tool  # noqa: E402
 
 WORK = CACHE / "bench" / "walscan"
+WORKLOAD = "pgbench -s 50 transactions after a checkpoint"
 
 CHILD = r"""
 import json, resource, sys, time
+if %(crc)r == "python":
+    sys.modules["crc32c"] = None     # hide the optional C package (import fails)
 sys.path[:0] = %(paths)r
+from ansible_collections.pgops.rewind.plugins.module_utils import crc32c as crc_module
 from support.walread import reader_for
 from ansible_collections.pgops.rewind.plugins.module_utils.walscan import scan_changes
 reader = reader_for(%(datadir)r)
@@ -49,6 +55,7 @@ else:
     records, blocks = changes.records, len(changes.blocks)
 elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 print(json.dumps({"seconds": elapsed, "cpu": cpu, "records": records, "blocks": blocks,
+                  "crc": crc_module.IMPLEMENTATION,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -58,7 +65,8 @@ def prepare(wal_mb: int) -> tuple:
     meta = WORK / "range.json"
     if meta.exists():
         info = json.loads(meta.read_text())
-        if info["end"] - info["start"] >= wal_mb << 20 and Path(info["datadir"]).is_dir():
+        if info["end"] - info["start"] >= wal_mb << 20 and Path(info["datadir"]).is_dir() \
+                and info.get("workload") == WORKLOAD:
             return info["datadir"], info["start"], info["end"]
     subprocess.run(["rm", "-rf", str(WORK)], check=True)
     WORK.mkdir(parents=True)
@@ -69,8 +77,9 @@ def prepare(wal_mb: int) -> tuple:
     node.start()
     try:
         pgbench = [debian_tool("pgbench"), "-h", "127.0.0.1", "-p", node.port, "-U", "postgres"]
-        start = node.scalar("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
         run_pg(pgbench + ["-i", "-s", "50", "-q", "postgres"], timeout=7200)
+        node.checkpoint()     # as after a fork: full-page images first, then small records
+        start = node.scalar("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
         while node.scalar("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn") - start \
                 < wal_mb << 20:
             run_pg(pgbench + ["-c", "4", "-j", "2", "-T", "30", "postgres"], timeout=7200)
@@ -88,15 +97,23 @@ def prepare(wal_mb: int) -> tuple:
     reader.walk(first, None, visit)
     last = last[0]
     reader.close()
-    meta.write_text(json.dumps({"datadir": str(node.datadir), "start": first, "end": last}))
+    meta.write_text(json.dumps({"datadir": str(node.datadir), "start": first, "end": last,
+                                "workload": WORKLOAD}))
     return str(node.datadir), first, last
 
 
-def ours(datadir, start, end, mode) -> dict:
+def ours(datadir, start, end, mode, crc) -> dict:
+    """One run of ours in a process of its own. `crc` picks the CRC-32C implementation:
+    "auto" (the best installed), or one forced through PGOPS_REWIND_CRC32C; "python"
+    also hides the optional C package, as on a node where it is not installed."""
     code = CHILD % {"paths": sys.path[:2], "datadir": datadir, "start": start, "end": end,
-                    "mode": mode}
+                    "mode": mode, "crc": crc}
+    env = dict(os.environ)
+    env.pop("PGOPS_REWIND_CRC32C", None)
+    if crc != "auto":
+        env["PGOPS_REWIND_CRC32C"] = crc
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout
+                         text=True, env=env).stdout
     return json.loads(out)
 
 
@@ -121,6 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--wal-mb", type=int, default=1024, help="WAL to scan (MB)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
+    parser.add_argument("--crc", default="auto", choices=("auto", "c", "ext2fs", "python"),
+                        help="CRC-32C implementation of ours (default: the best installed)")
     args = parser.parse_args()
     datadir, start, end = prepare(args.wal_mb)
     mb = (end - start) / 1e6
@@ -128,13 +147,13 @@ def main() -> None:
         waldump(datadir, start, end)
     native = min((waldump(datadir, start, end) for _unused in range(args.repeat)),
                  key=lambda r: r["seconds"])
-    reader = min((ours(datadir, start, end, "reader") for _unused in range(args.repeat)),
+    reader = min((ours(datadir, start, end, "reader", args.crc) for _unused in range(args.repeat)),
                  key=lambda r: r["seconds"])
-    scan = min((ours(datadir, start, end, "scan") for _unused in range(args.repeat)),
+    scan = min((ours(datadir, start, end, "scan", args.crc) for _unused in range(args.repeat)),
                key=lambda r: r["seconds"])
     assert reader["records"] == scan["records"] == native["records"], (reader, scan, native)
-    print("WAL scan: %.0f MB, %d records (PostgreSQL 15, pgbench), best of %d"
-          % (mb, native["records"], args.repeat))
+    print("WAL scan: %.0f MB, %d records (PostgreSQL 15, pgbench), best of %d, CRC-32C: %s"
+          % (mb, native["records"], args.repeat, scan["crc"]))
     print("%-26s %8s %8s %12s %8s %10s %9s" % (
         "", "wall s", "CPU s", "records/s", "MB/s", "vs native", "peak RSS"))
     for name, row in (("pg_waldump --stats", native), ("ours: reader", reader),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator, Optional
 
-from .crc32c import crc32c
+from . import crc32c as crc_module
 from .errors import MissingWalError, WalError
 
 from .lsn import (LONG_PAGE_HEADER, SHORT_PAGE_HEADER, XLOG_BLCKSZ, format_lsn, maxalign,
@@ -95,6 +95,19 @@ class WalReader:
         self._limit_reached = False
         self.end_of_wal = None           # after records(end=None): why reading stopped
         self.on_chunk = None             # called with the LSN of each chunk read (progress)
+        self.record_crc = self.crc_in_place = None
+        self.use_crc(crc_module.IMPLEMENTATION)
+        self._whole = (None, 0, frozenset())     # walk(whole=...): where special records go
+        self.records_walked = 0          # after walk(): records visited,
+        self.first_prev = None           # the prev-link of the first one,
+        self.last_record = None          # and the LSN of the last one
+
+    def use_crc(self, implementation: str) -> None:
+        """Checksum records with this CRC-32C implementation (crc32c.load). The C
+        package's function is also called in place on slices of the page, saving a
+        Python call per record in the hot loop."""
+        crc, self.record_crc = crc_module.load(implementation)
+        self.crc_in_place = crc if implementation == "c" else None
 
     def segments_read(self) -> set:
         """Names of the segment files this reader has read pages from."""
@@ -214,6 +227,7 @@ class WalReader:
             raise EndOfWal("invalid record length %d at %s" % (tot_len, format_lsn(lsn)), lsn)
         if tot_len <= avail:
             data = memoryview(chunk)[start:start + tot_len]
+            crc_buf, crc_off = chunk, start
             end_lsn = lsn + maxalign(tot_len)
         else:
             if avail >= RECORD_HEADER_SIZE:     # fail early on garbage before gathering pages
@@ -238,9 +252,10 @@ class WalReader:
                 got += take
                 end_lsn = next_page + hdr2 + maxalign(take)
                 next_page += XLOG_BLCKSZ
-            data = memoryview(b"".join(parts))
+            crc_buf, crc_off = b"".join(parts), 0
+            data = memoryview(crc_buf)
         rec = self._check_header(data, 0, tot_len, lsn, expected_prev)
-        if crc32c(data[:20], crc32c(data[RECORD_HEADER_SIZE:tot_len])) != rec[5]:
+        if self.record_crc(crc_buf, crc_off, tot_len) != rec[5]:
             raise EndOfWal("incorrect record checksum at %s" % format_lsn(lsn), lsn)
         record = RawRecord(lsn, end_lsn, data, tot_len, rec[1], rec[2], rec[3], rec[4])
         if rec[4] == RM_XLOG_ID and rec[3] & 0xF0 == XLOG_SWITCH:
@@ -318,24 +333,34 @@ class WalReader:
             if stopped is not None:
                 self._stopped(stopped, end)
 
-    def walk(self, start: int, end: Optional[int], visit, limit: Optional[int] = None) -> None:
+    def walk(self, start: int, end: Optional[int], visit, limit: Optional[int] = None,
+             whole=None) -> None:
         """Call visit(lsn, end_lsn, buf, offset, tot_len, xid, prev, info, rmid) for each
         record, the record being buf[offset:offset + tot_len]; same end semantics as
         records(). With `limit`, records starting at or after it are not read (a part of
-        a parallel scan). The hot loop of every WAL scan: a callback per record costs a
-        fraction of a generator step."""
+        a parallel scan). With whole=(callback, info_mask, rmids), a record with a bit
+        of info_mask in its info or a resource manager in rmids goes to callback instead.
+        Counts in records_walked, first_prev and last_record. The hot loop of every WAL
+        scan: a callback per record costs a fraction of a generator step."""
         state = self._begin(start)
         state.append(limit if limit is not None else 1 << 64)
+        if whole is not None:
+            self._whole = whole
         try:
             while self._walk_page(state, end, visit):
                 pass
         except EndOfWal as exc:
             self._stopped(exc, end)
+        finally:
+            self._whole = (None, 0, frozenset())
+            self.last_record = state[1]
 
     def _begin(self, start):
         self._latest_page_tli = 0
         self._limit_reached = False
         self.end_of_wal = None
+        self.records_walked = 0
+        self.first_prev = self.last_record = None
         return [self._next_record_position(start), None]     # next record, previous record
 
     def reached_limit(self) -> bool:
@@ -359,52 +384,76 @@ class WalReader:
         stop = end if end is not None else 1 << 64
         unpack_header = _RECORD_HEADER.unpack_from
         max_rmid, custom_rmgrs = self.fmt.max_builtin_rmid, self.fmt.custom_rmgrs
-        view = memoryview(chunk)
-        while True:
-            start_off = base + page_off
-            if page_off <= XLOG_BLCKSZ - RECORD_HEADER_SIZE:
-                tot_len, xid, rec_prev, rec_info, rmid, rec_crc = unpack_header(chunk, start_off)
-            else:
-                tot_len = 0     # the header itself continues on the next page
-            if page_off + tot_len > XLOG_BLCKSZ or tot_len < RECORD_HEADER_SIZE:
-                record, next_lsn = self._read(page_lsn + page_off, prev, True)
-                if record is None:          # an abandoned record: continue after it
-                    state[0] = next_lsn
+        record_crc, in_place = self.record_crc, self.crc_in_place
+        view = memoryview(chunk) if in_place is not None else None
+        whole, whole_info, whole_rmids = self._whole
+        visited = 0
+        try:
+            while True:
+                start_off = base + page_off
+                if page_off <= XLOG_BLCKSZ - RECORD_HEADER_SIZE:
+                    header = unpack_header(chunk, start_off)
+                    tot_len, xid, rec_prev, rec_info, rmid, rec_crc = header
+                else:
+                    tot_len = 0     # the header itself continues on the next page
+                if page_off + tot_len > XLOG_BLCKSZ or tot_len < RECORD_HEADER_SIZE:
+                    record, next_lsn = self._read(page_lsn + page_off, prev, True)
+                    if record is None:          # an abandoned record: continue after it
+                        state[0] = next_lsn
+                        return True
+                    if prev is None:
+                        self.first_prev = record.prev
+                    state[1] = record.lsn
+                    visited += 1
+                    (whole if record.info & whole_info or record.rmid in whole_rmids
+                     else visit)(record.lsn, record.end_lsn, record.data, 0, record.tot_len,
+                                 record.xid, record.prev, record.info, record.rmid)
+                    if record.end_lsn >= stop:
+                        self._check_end(record.end_lsn, end)
+                        return False
+                    state[0] = self._next_record_position(next_lsn)
                     return True
-                state[1] = record.lsn
-                visit(record.lsn, record.end_lsn, record.data, 0, record.tot_len, record.xid,
-                      record.prev, record.info, record.rmid)
-                if record.end_lsn >= stop:
-                    self._check_end(record.end_lsn, end)
+                rec_lsn = page_lsn + page_off
+                if rmid > max_rmid and not (custom_rmgrs and rmid >= 128):
+                    raise EndOfWal("invalid resource manager ID %d at %s"
+                                   % (rmid, format_lsn(rec_lsn)), rec_lsn)
+                if rec_prev != prev:
+                    if prev is not None or rec_prev >= rec_lsn:
+                        raise EndOfWal("record with incorrect prev-link %s at %s"
+                                       % (format_lsn(rec_prev), format_lsn(rec_lsn)), rec_lsn)
+                    self.first_prev = rec_prev      # the first record of the walk
+                if in_place is not None:
+                    crc = in_place(view[start_off:start_off + 20],
+                                   in_place(view[start_off + 24:start_off + tot_len]))
+                else:
+                    crc = record_crc(chunk, start_off, tot_len)
+                if crc != rec_crc:
+                    raise EndOfWal("incorrect record checksum at %s" % format_lsn(rec_lsn),
+                                   rec_lsn)
+                page_off += (tot_len + 7) & ~7
+                end_lsn = page_lsn + page_off
+                if rmid == RM_XLOG_ID and rec_info & 0xF0 == XLOG_SWITCH:
+                    end_lsn += -end_lsn % self.seg_size     # the rest of the segment is padding
+                    page_off = XLOG_BLCKSZ
+                prev = state[1] = rec_lsn
+                visited += 1
+                if rec_info & whole_info or rmid in whole_rmids:
+                    whole(rec_lsn, end_lsn, chunk, start_off, tot_len, xid, rec_prev, rec_info,
+                          rmid)
+                else:
+                    visit(rec_lsn, end_lsn, chunk, start_off, tot_len, xid, rec_prev, rec_info,
+                          rmid)
+                if end_lsn >= stop:
+                    self._check_end(end_lsn, end)
                     return False
-                state[0] = self._next_record_position(next_lsn)
-                return True
-            rec_lsn = page_lsn + page_off
-            if rmid > max_rmid and not (custom_rmgrs and rmid >= 128):
-                raise EndOfWal("invalid resource manager ID %d at %s"
-                               % (rmid, format_lsn(rec_lsn)), rec_lsn)
-            if rec_prev != prev and (prev is not None or rec_prev >= rec_lsn):
-                raise EndOfWal("record with incorrect prev-link %s at %s"
-                               % (format_lsn(rec_prev), format_lsn(rec_lsn)), rec_lsn)
-            if crc32c(view[start_off:start_off + 20],
-                      crc32c(view[start_off + 24:start_off + tot_len])) != rec_crc:
-                raise EndOfWal("incorrect record checksum at %s" % format_lsn(rec_lsn), rec_lsn)
-            page_off += (tot_len + 7) & ~7
-            end_lsn = page_lsn + page_off
-            if rmid == RM_XLOG_ID and rec_info & 0xF0 == XLOG_SWITCH:
-                end_lsn += -end_lsn % self.seg_size     # the rest of the segment is padding
-                page_off = XLOG_BLCKSZ
-            prev = state[1] = rec_lsn
-            visit(rec_lsn, end_lsn, chunk, start_off, tot_len, xid, rec_prev, rec_info, rmid)
-            if end_lsn >= stop:
-                self._check_end(end_lsn, end)
-                return False
-            if page_off >= XLOG_BLCKSZ:
-                state[0] = self._next_record_position(end_lsn)
-                return True
-            if page_lsn + page_off >= limit:
-                self._limit_reached = True
-                return False
+                if page_off >= XLOG_BLCKSZ:
+                    state[0] = self._next_record_position(end_lsn)
+                    return True
+                if page_lsn + page_off >= limit:
+                    self._limit_reached = True
+                    return False
+        finally:
+            self.records_walked += visited
 
     @staticmethod
     def _check_end(end_lsn, end):

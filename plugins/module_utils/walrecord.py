@@ -66,7 +66,6 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _BLOCK_HEAD = struct.Struct("<BH")          # fork_flags, data_length
 _IMAGE_HEAD = struct.Struct("<HHB")         # length, hole_offset, bimg_info
-_RELFILE = struct.Struct("<III")            # spc, db, rel
 _RELFILE_BLOCK = struct.Struct("<IIII")     # spc, db, rel, blkno
 
 
@@ -118,95 +117,186 @@ def _bad(lsn, what):
                     code="wal_corrupt", lsn=format_lsn(lsn))
 
 
+# Sizes of the parts of a record (xlogrecord.h), in the order they come.
+SIZE_OF_RECORD_HEADER = 24      # SizeOfXLogRecord
+SIZE_OF_BLOCK_HEADER = 4        # block id, fork flags, data length
+SIZE_OF_IMAGE_HEADER = 5        # image length, hole offset, bimg_info
+SIZE_OF_HOLE_LENGTH = 2         # hole length, only for a compressed image with a hole
+SIZE_OF_RELFILE = 12            # tablespace, database, relation
+SIZE_OF_BLOCKNO = 4
+SIZE_OF_DATA_SHORT = 2          # XLR_BLOCK_ID_DATA_SHORT, one byte of length
+SIZE_OF_DATA_LONG = 5           # XLR_BLOCK_ID_DATA_LONG, four bytes of length
+SIZE_OF_ORIGIN = 3              # XLR_BLOCK_ID_ORIGIN, RepOriginId
+SIZE_OF_TOPLEVEL_XID = 5        # XLR_BLOCK_ID_TOPLEVEL_XID, TransactionId
+# Fork-flag bits that must all be clear for a block reference to be plain: main fork,
+# no image, relation given in full (BKPBLOCK_HAS_DATA and BKPBLOCK_WILL_INIT may be set).
+NOT_PLAIN = BKPBLOCK_FORK_MASK | BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL
+# The shape of most records: one plain block reference, then short main data.
+_ONE_BLOCK = struct.Struct("<BBHIIIIBB")   # id, flags, data len, spc, db, rel, blkno, 255, len
+SIZE_OF_ONE_BLOCK_RECORD = (SIZE_OF_RECORD_HEADER + SIZE_OF_BLOCK_HEADER + SIZE_OF_RELFILE
+                            + SIZE_OF_BLOCKNO + SIZE_OF_DATA_SHORT)
+
+
+def fragment_reader(fmt: MajorFormat, on_block, extras=None, known=None):
+    """The one decoder of a record's fragment headers, for the changed-block scan (hot:
+    called for every record) and for decode_record (rare records, tests).
+
+    The function returned, read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
+    (the arguments WalReader.walk gives its visitor, so the scan hands it over as is),
+    reads the record at buf[off:off + tot_len], calls on_block(fork_flags, spc, db, rel, blkno, block_id,
+    data_len, image) for each block reference (image: None, or (length, hole offset,
+    hole length, bimg_info)) and returns the length of its main data; the list
+    `extras`, when given, receives [origin, top-level xid] (None when absent). With
+    `known`, a set of (rel, blkno, db, spc) the caller already has, a main-fork
+    reference to one of them is not reported again (the scan: hot pages are touched
+    by record after record).
+    It checks what PostgreSQL's DecodeXLogRecord checks -- ascending block ids, data
+    flags that match lengths, image holes that make sense, lengths that add up
+    exactly -- and raises WalError (wal_corrupt) saying what does not."""
+    image_flags = fmt.image
+    has_hole_bit, compressed_bits = image_flags.has_hole, image_flags.compressed_mask
+    toplevel_ok = fmt.toplevel_xid_block
+    one_block = _ONE_BLOCK.unpack_from
+    block_head, image_head = _BLOCK_HEAD.unpack_from, _IMAGE_HEAD.unpack_from
+    rel_block, u16, u32 = _RELFILE_BLOCK.unpack_from, _U16.unpack_from, _U32.unpack_from
+    short_record = SIZE_OF_RECORD_HEADER + SIZE_OF_DATA_SHORT
+
+    def read(lsn, _end_lsn, buf, off, tot_len, _xid, _prev, _info, _rmid):
+        pos = off + SIZE_OF_RECORD_HEADER
+        if tot_len == SIZE_OF_RECORD_HEADER:
+            return 0
+        first = buf[pos]
+        if first == XLR_BLOCK_ID_DATA_SHORT:
+            if buf[pos + 1] + short_record == tot_len:
+                return buf[pos + 1]          # main data only
+        elif not first and tot_len >= SIZE_OF_ONE_BLOCK_RECORD:
+            _bid, flags, data_len, spc, db, rel, blkno, next_id, main_len = one_block(buf, pos)
+            if not flags & NOT_PLAIN and next_id == XLR_BLOCK_ID_DATA_SHORT \
+                    and SIZE_OF_ONE_BLOCK_RECORD + data_len + main_len == tot_len \
+                    and (not data_len) == (not flags & BKPBLOCK_HAS_DATA):
+                if known is None or (rel, blkno, db, spc) not in known:
+                    on_block(flags, spc, db, rel, blkno, 0, data_len, None)
+                return main_len
+        return read_all(buf, off, pos, off + tot_len, lsn)
+
+    def read_all(buf, off, pos, limit, lsn):
+        datatotal = 0
+        last_id = -1
+        main_len = 0
+        origin = toplevel = None
+        spc = None
+        try:
+            while limit - pos > datatotal:
+                block_id = buf[pos]
+                if block_id <= XLR_MAX_BLOCK_ID:
+                    if block_id <= last_id:
+                        raise _bad(lsn, "out-of-order block_id %d" % block_id)
+                    last_id = block_id
+                    fork_flags, data_len = block_head(buf, pos + 1)
+                    pos += SIZE_OF_BLOCK_HEADER
+                    if (not data_len) != (not fork_flags & BKPBLOCK_HAS_DATA):
+                        raise _bad(lsn, "BKPBLOCK_HAS_DATA %s but data length is %d" % (
+                            "set" if fork_flags & BKPBLOCK_HAS_DATA else "not set", data_len))
+                    datatotal += data_len
+                    image = None
+                    if fork_flags & BKPBLOCK_HAS_IMAGE:
+                        image_len, hole_offset, bimg_info = image_head(buf, pos)
+                        pos += SIZE_OF_IMAGE_HEADER
+                        has_hole = bimg_info & has_hole_bit
+                        compressed = bimg_info & compressed_bits
+                        if compressed:
+                            if has_hole:
+                                hole_length = u16(buf, pos)[0]
+                                pos += SIZE_OF_HOLE_LENGTH
+                            else:
+                                hole_length = 0
+                            _check_image(lsn, image_len, hole_offset, hole_length, has_hole,
+                                         compressed)
+                        elif has_hole:          # the usual image: uncompressed, with a hole
+                            hole_length = BLCKSZ - image_len
+                            if not hole_offset or image_len == BLCKSZ:
+                                _check_image(lsn, image_len, hole_offset, hole_length,
+                                             has_hole, compressed)
+                        else:
+                            hole_length = 0
+                            if hole_offset or image_len != BLCKSZ:
+                                _check_image(lsn, image_len, hole_offset, hole_length,
+                                             has_hole, compressed)
+                        datatotal += image_len
+                        image = (image_len, hole_offset, hole_length, bimg_info)
+                    if fork_flags & BKPBLOCK_SAME_REL:
+                        if spc is None:
+                            raise _bad(lsn, "BKPBLOCK_SAME_REL set but no previous relation")
+                        blkno = u32(buf, pos)[0]
+                        pos += SIZE_OF_BLOCKNO
+                    else:
+                        spc, db, rel, blkno = rel_block(buf, pos)
+                        pos += SIZE_OF_RELFILE + SIZE_OF_BLOCKNO
+                    if known is None or fork_flags & BKPBLOCK_FORK_MASK \
+                            or (rel, blkno, db, spc) not in known:
+                        on_block(fork_flags, spc, db, rel, blkno, block_id, data_len, image)
+                elif block_id == XLR_BLOCK_ID_DATA_SHORT:
+                    main_len = buf[pos + 1]
+                    pos += SIZE_OF_DATA_SHORT
+                    datatotal += main_len
+                    break
+                elif block_id == XLR_BLOCK_ID_DATA_LONG:
+                    main_len = u32(buf, pos + 1)[0]
+                    pos += SIZE_OF_DATA_LONG
+                    datatotal += main_len
+                    break
+                elif block_id == XLR_BLOCK_ID_ORIGIN:
+                    origin = u16(buf, pos + 1)[0]
+                    pos += SIZE_OF_ORIGIN
+                elif block_id == XLR_BLOCK_ID_TOPLEVEL_XID and toplevel_ok:
+                    toplevel = u32(buf, pos + 1)[0]
+                    pos += SIZE_OF_TOPLEVEL_XID
+                else:
+                    raise _bad(lsn, "invalid block_id %d" % block_id)
+        except (IndexError, struct.error):
+            raise _bad(lsn, "fragment headers run past the end of the record") from None
+        if limit - pos != datatotal:
+            raise _bad(lsn, "record length %d does not match its fragments (%d header + %d "
+                       "data)" % (limit - off, pos - off, datatotal))
+        if extras is not None:
+            extras[:] = origin, toplevel
+        return main_len
+
+    return read
+
+
+def _check_image(lsn, image_len, hole_offset, hole_length, has_hole, compressed):
+    """Raise when an image header does not make sense (as DecodeXLogRecord checks)."""
+    if has_hole and (hole_offset == 0 or hole_length == 0 or image_len == BLCKSZ):
+        raise _bad(lsn, "image with a hole of offset %d length %d, image length %d"
+                   % (hole_offset, hole_length, image_len))
+    if not has_hole and (hole_offset or hole_length):
+        raise _bad(lsn, "image without a hole flag has hole offset %d" % hole_offset)
+    if compressed and image_len == BLCKSZ:
+        raise _bad(lsn, "compressed image of full block length")
+    if not has_hole and not compressed and image_len != BLCKSZ:
+        raise _bad(lsn, "uncompressed image without a hole of length %d" % image_len)
+
+
 def decode_record(raw, fmt: MajorFormat) -> Record:
     """Decode a RawRecord's fragment headers; raise WalError when they do not add up."""
-    data, lsn, tot_len = raw.data, raw.lsn, raw.tot_len
-    image_flags = fmt.image
-    pos = 24
-    datatotal = 0
-    last_id = -1
     blocks = []
-    main_len = 0
-    origin = toplevel = None
-    rel = None
-    try:
-        while tot_len - pos > datatotal:
-            block_id = data[pos]
-            pos += 1
-            if block_id == XLR_BLOCK_ID_DATA_SHORT:
-                main_len = data[pos]
-                pos += 1
-                datatotal += main_len
-                break
-            if block_id == XLR_BLOCK_ID_DATA_LONG:
-                main_len = _U32.unpack_from(data, pos)[0]
-                pos += 4
-                datatotal += main_len
-                break
-            if block_id == XLR_BLOCK_ID_ORIGIN:
-                origin = _U16.unpack_from(data, pos)[0]
-                pos += 2
-                continue
-            if block_id == XLR_BLOCK_ID_TOPLEVEL_XID and fmt.toplevel_xid_block:
-                toplevel = _U32.unpack_from(data, pos)[0]
-                pos += 4
-                continue
-            if block_id > XLR_MAX_BLOCK_ID:
-                raise _bad(lsn, "invalid block_id %d" % block_id)
-            if block_id <= last_id:
-                raise _bad(lsn, "out-of-order block_id %d" % block_id)
-            last_id = block_id
-            fork_flags, data_len = _BLOCK_HEAD.unpack_from(data, pos)
-            pos += 3
-            has_data = bool(fork_flags & BKPBLOCK_HAS_DATA)
-            if has_data != (data_len > 0):
-                raise _bad(lsn, "BKPBLOCK_HAS_DATA %s but data length is %d"
-                           % ("set" if has_data else "not set", data_len))
-            image_len = hole_offset = hole_length = bimg_info = 0
-            has_image = bool(fork_flags & BKPBLOCK_HAS_IMAGE)
-            apply_image = False
-            if has_image:
-                image_len, hole_offset, bimg_info = _IMAGE_HEAD.unpack_from(data, pos)
-                pos += 5
-                has_hole = bool(bimg_info & image_flags.has_hole)
-                compressed = bool(bimg_info & image_flags.compressed_mask)
-                apply_image = bool(bimg_info & image_flags.apply)
-                if compressed and has_hole:
-                    hole_length = _U16.unpack_from(data, pos)[0]
-                    pos += 2
-                elif has_hole:
-                    hole_length = BLCKSZ - image_len
-                if has_hole and (hole_offset == 0 or hole_length == 0 or image_len == BLCKSZ):
-                    raise _bad(lsn, "image with a hole of offset %d length %d, image length %d"
-                               % (hole_offset, hole_length, image_len))
-                if not has_hole and (hole_offset or hole_length):
-                    raise _bad(lsn, "image without a hole flag has hole offset %d" % hole_offset)
-                if compressed and image_len == BLCKSZ:
-                    raise _bad(lsn, "compressed image of full block length")
-                if not has_hole and not compressed and image_len != BLCKSZ:
-                    raise _bad(lsn, "uncompressed image without a hole of length %d" % image_len)
-                datatotal += image_len
-            datatotal += data_len
-            if fork_flags & BKPBLOCK_SAME_REL:
-                if rel is None:
-                    raise _bad(lsn, "BKPBLOCK_SAME_REL set but no previous relation")
-                blkno = _U32.unpack_from(data, pos)[0]
-                pos += 4
-            else:
-                spc, db, relnode, blkno = _RELFILE_BLOCK.unpack_from(data, pos)
-                rel = (spc, db, relnode)
-                pos += 16
-            blocks.append(BlockRef(block_id, fork_flags & BKPBLOCK_FORK_MASK, rel[0], rel[1],
-                                   rel[2], blkno, has_image, apply_image,
-                                   bool(fork_flags & BKPBLOCK_WILL_INIT), image_len,
-                                   hole_offset, hole_length, bimg_info, data_len))
-    except (IndexError, struct.error):
-        raise _bad(lsn, "fragment headers run past the end of the record") from None
-    if tot_len - pos != datatotal:
-        raise _bad(lsn, "record length %d does not match its fragments (%d header + %d data)"
-                   % (tot_len, pos, datatotal))
+    apply_bit = fmt.image.apply
+
+    def on_block(fork_flags, spc, db, rel, blkno, block_id, data_len, image):
+        image_len, hole_offset, hole_length, bimg_info = image or (0, 0, 0, 0)
+        blocks.append(BlockRef(block_id, fork_flags & BKPBLOCK_FORK_MASK, spc, db, rel, blkno,
+                               image is not None, bool(bimg_info & apply_bit),
+                               bool(fork_flags & BKPBLOCK_WILL_INIT), image_len, hole_offset,
+                               hole_length, bimg_info, data_len))
+
+    data, tot_len = raw.data, raw.tot_len
+    extras = [None, None]
+    main_len = fragment_reader(fmt, on_block, extras)(
+        raw.lsn, raw.end_lsn, data, 0, tot_len, raw.xid, raw.prev, raw.info, raw.rmid)
+    origin, toplevel = extras
     main = bytes(data[tot_len - main_len:tot_len]) if main_len else b""
-    return Record(lsn, raw.end_lsn, tot_len, raw.xid, raw.prev, raw.info, raw.rmid,
+    return Record(raw.lsn, raw.end_lsn, tot_len, raw.xid, raw.prev, raw.info, raw.rmid,
                   tuple(blocks), main, origin, toplevel)
 
 

@@ -13,7 +13,6 @@ or truncate whole files.
 from __future__ import annotations
 
 import multiprocessing
-import struct
 from dataclasses import dataclass, field
 
 from . import faults
@@ -22,12 +21,9 @@ from .errors import MissingWalError, RewindError, WalError
 from .lsn import first_record_position, format_lsn
 from .versions import MajorFormat
 from .wal import RawRecord
-from .walrecord import (_IMAGE_HEAD, _RELFILE_BLOCK, _U16, _U32,
-                        BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, MAIN_FORKNUM,
-                        RM_DBASE_ID, RM_RELMAP_ID, RM_SMGR_ID, XLR_BLOCK_ID_DATA_LONG,
-                        XLR_BLOCK_ID_DATA_SHORT, XLR_BLOCK_ID_ORIGIN, XLR_BLOCK_ID_TOPLEVEL_XID,
-                        XLR_MAX_BLOCK_ID, XLR_SPECIAL_REL_UPDATE, checkpoint_of, decode_record,
-                        file_event, is_checkpoint, modifies_files_unknowably)
+from .walrecord import (BKPBLOCK_FORK_MASK, MAIN_FORKNUM, RM_DBASE_ID, RM_RELMAP_ID, RM_SMGR_ID,
+                        XLR_SPECIAL_REL_UPDATE, checkpoint_of, decode_record, file_event,
+                        fragment_reader, is_checkpoint, modifies_files_unknowably)
 
 
 @dataclass(frozen=True)
@@ -82,124 +78,41 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
                  limit=None) -> TargetChanges:
     """Every main-fork block the records from `start` up to `end` touched.
 
-    The hot loop of a rewind: block references are read straight from the record
-    bytes here (decode_record does the same, slower, for the rare records that need
-    a full decode); a record whose fragments do not add up is decoded fully, which
-    reports the precise error. Blocks seen a moment ago are not added again: hot
-    pages are touched by record after record.
+    The hot loop of a rewind: block references come from walrecord's fragment
+    reader, the one decoder, straight from the record bytes; the rare records that
+    change files beyond their blocks are decoded whole. Blocks seen a moment ago are
+    not added again: hot pages are touched by record after record.
     """
     changes = TargetChanges(ChangedBlocks(relseg_size), start, end)
     add = changes.blocks.add
     events = changes.file_events
-    toplevel_ok = fmt.toplevel_xid_block
-    has_hole, compressed = fmt.image.has_hole, fmt.image.compressed_mask
-    u32 = _U32.unpack_from
-    block_head, image_head, rel_block = (_U16.unpack_from, _IMAGE_HEAD.unpack_from,
-                                         _RELFILE_BLOCK.unpack_from)
-    plain_block = _PLAIN_BLOCK.unpack_from
-    one_block = _ONE_BLOCK.unpack_from
     recent = set()
-    count = 0
 
-    first_prev = last = None
+    def found(fork_flags, spc, db, rel, blkno, _block_id, _data_len, _image):
+        if not fork_flags & BKPBLOCK_FORK_MASK:
+            if len(recent) > RECENT_BLOCKS:
+                recent.clear()
+            recent.add((rel, blkno, db, spc))
+            add(spc, db, rel, blkno)
 
-    def visit(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
-        nonlocal count, first_prev, last
-        count += 1
-        last = lsn
-        if first_prev is None:
-            first_prev = prev
-        if info & XLR_SPECIAL_REL_UPDATE or rmid in _FILE_RMGRS:
-            _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
-                                    xid, prev, info, rmid), fmt, add, events)
-            return
-        pos = off + 24
-        first = buf[pos]
-        if first == XLR_BLOCK_ID_DATA_SHORT:
-            if buf[pos + 1] + 26 == tot_len:
-                return                              # main data only (commits and the like)
-        elif not first and tot_len >= 46:
-            # Most records are one main-fork block without an image plus short main data.
-            _bid, flags, data_len, spc, db, rel, blkno, next_id, main_len = one_block(buf, pos)
-            if not flags & 0x9F and next_id == XLR_BLOCK_ID_DATA_SHORT \
-                    and 46 + data_len + main_len == tot_len:
-                key = (rel, blkno, db, spc)
-                if key not in recent:
-                    if len(recent) > 8192:
-                        recent.clear()
-                    recent.add(key)
-                    add(spc, db, rel, blkno)
-                return
-        limit = off + tot_len
-        datatotal = 0
-        spc = None
-        while limit - pos > datatotal:
-            block_id = buf[pos]
-            if block_id <= XLR_MAX_BLOCK_ID:
-                fork_flags = buf[pos + 1]
-                if not fork_flags & 0x90:           # no image, own relation: the common case
-                    _bid, _ff, data_len, spc, db, rel, blkno = plain_block(buf, pos)
-                    pos += 20
-                    datatotal += data_len
-                else:
-                    data_len = block_head(buf, pos + 2)[0]
-                    pos += 4
-                    datatotal += data_len
-                    if fork_flags & BKPBLOCK_HAS_IMAGE:
-                        image_len, _hole, bimg_info = image_head(buf, pos)
-                        pos += 7 if bimg_info & compressed and bimg_info & has_hole else 5
-                        datatotal += image_len
-                    if fork_flags & BKPBLOCK_SAME_REL:
-                        if spc is None:
-                            datatotal = -1
-                            break
-                        blkno = u32(buf, pos)[0]
-                        pos += 4
-                    else:
-                        spc, db, rel, blkno = rel_block(buf, pos)
-                        pos += 16
-                if not fork_flags & BKPBLOCK_FORK_MASK:
-                    key = (rel, blkno, db, spc)
-                    if key not in recent:
-                        if len(recent) > 8192:
-                            recent.clear()
-                        recent.add(key)
-                        add(spc, db, rel, blkno)
-            elif block_id == XLR_BLOCK_ID_DATA_SHORT:
-                datatotal += buf[pos + 1]
-                pos += 2
-                break
-            elif block_id == XLR_BLOCK_ID_DATA_LONG:
-                datatotal += u32(buf, pos + 1)[0]
-                pos += 5
-                break
-            elif block_id == XLR_BLOCK_ID_ORIGIN:
-                pos += 3
-            elif block_id == XLR_BLOCK_ID_TOPLEVEL_XID and toplevel_ok:
-                pos += 5
-            else:
-                datatotal = -1      # invalid: let the full decoder say what is wrong
-                break
-        if limit - pos != datatotal:
-            decode_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
-                                    xid, prev, info, rmid), fmt)
-            raise WalError("invalid WAL record at %s." % format_lsn(lsn), code="wal_corrupt")
+    def whole(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
+        _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
+                                xid, prev, info, rmid), fmt, add, events)
 
-    reader.walk(start, end, visit, limit)
+    reader.walk(start, end, fragment_reader(fmt, found, known=recent), limit,
+                whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS))
+    last = reader.last_record
     if limit is not None and not reader.reached_limit():
         reason = reader.end_of_wal.reason if reader.end_of_wal else "unknown"
         raise WalError("the target's WAL ends at %s, before %s where this part of the scan "
                        "ends: %s." % (format_lsn(last or start), format_lsn(limit), reason))
-    changes.records = count
-    changes.first_prev, changes.last_lsn = first_prev or 0, last or 0
+    changes.records = reader.records_walked
+    changes.first_prev, changes.last_lsn = reader.first_prev or 0, last or 0
     return changes
 
 
 _FILE_RMGRS = frozenset((RM_SMGR_ID, RM_DBASE_ID, RM_RELMAP_ID))
-# block id, fork flags, data length, tablespace, database, relation, block number
-_PLAIN_BLOCK = struct.Struct("<BBHIIII")
-# ... followed by the short main-data header: id 255, length
-_ONE_BLOCK = struct.Struct("<BBHIIIIBB")
+RECENT_BLOCKS = 8192     # blocks remembered as just added (a set, cleared when full)
 
 
 def _whole_record(raw, fmt, add, events):
