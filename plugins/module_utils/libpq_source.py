@@ -18,7 +18,7 @@ from .errors import SourceError
 from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 from .bulk import BinaryRows, batches_of, in_parallel
 from .lsn import parse_lsn
-from .source import Source
+from .source import DigestUnavailable, Source
 
 try:
     import psycopg2
@@ -53,6 +53,9 @@ SELECT files.path || files.name, files.size, files.isdir,
 FROM files LEFT JOIN pg_catalog.pg_tablespace AS spc
   ON files.path = 'pg_tblspc/' AND spc.oid::text = files.name
 """
+_DIGEST_SQL = ("SELECT path, pg_catalog.encode(pg_catalog.sha256("
+               "pg_catalog.pg_read_binary_file(path, 0, size, true)), 'hex') "
+               "FROM unnest(%s::text[], %s::int8[]) AS x(path, size)")
 _FETCH_SQL = ("SELECT path, begin, pg_catalog.pg_read_binary_file(path, begin, len, true) "
               "FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS x(path, begin, len)")
 
@@ -194,13 +197,21 @@ class LibpqSource(Source):
         return files
 
     def digests(self, files):
+        """sha256(bytea) (PostgreSQL 11+, EXECUTE to PUBLIC by default, allowed on FIPS
+        hosts). Refused or missing, it raises DigestUnavailable; a lost connection is
+        an error as anywhere else."""
         found = {}
         for start in range(0, len(files), 200):
             part = files[start:start + 200]
-            found.update(self.query(
-                "SELECT path, md5(pg_catalog.pg_read_binary_file(path, 0, size, true)) "
-                "FROM unnest(%s::text[], %s::int8[]) AS x(path, size)",
-                ([f[0] for f in part], [f[1] for f in part]), what="checksum source files"))
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute(_DIGEST_SQL, ([f[0] for f in part], [f[1] for f in part]))
+                    found.update(cur.fetchall())
+            except psycopg2.Error as exc:
+                if self.conn.closed or isinstance(exc, psycopg2.OperationalError):
+                    self._run_failed(self.conn, exc, "checksum source files")
+                raise DigestUnavailable("the source refused sha256(): %s"
+                                        % self._scrub(exc).splitlines()[0]) from None
         return found
 
     def fetch(self, requests):

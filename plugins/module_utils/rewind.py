@@ -204,7 +204,8 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
                           facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
                           facts.wal_copy_rule(source.wal_files_end(facts.source)))
-        plan, identical, _spared = drop_identical_copies(plan, source, pgdata)
+        plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
+                                                         _warner(result))
     summary = plan.summary()
     result.update({
         "changed": True,
@@ -265,7 +266,8 @@ def _resume(options, pgdata, target, journal, timer, result):
                               control.fmt.tablespace_dir, facts.keep_wal,
                               tuple(options.keep_files),
                               facts.wal_copy_rule(source.wal_files_end(facts.source)))
-            plan, identical, _spared = drop_identical_copies(plan, source, pgdata)
+            plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
+                                                             _warner(result))
         summary = plan.summary()
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
@@ -285,6 +287,11 @@ def _resume(options, pgdata, target, journal, timer, result):
         source.close()
     result["duration_s"] = timer.durations
     return result
+
+
+def _warner(result):
+    """Warnings for the result (Ansible shows them); the run goes on."""
+    return lambda text: result.setdefault("warnings", []).append(text)
 
 
 def _install_restored_wal(restore, keep_wal, target):
