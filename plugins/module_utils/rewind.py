@@ -250,6 +250,7 @@ def _resume(options, pgdata, target, journal, timer, result):
         result["duration_s"] = timer.durations
         return result
     state = journal.load()
+    target.sync_whole_tree = True   # what the interrupted run wrote may not be on disk
     source = open_source(options.source_server, options.source_pgdata, options.parallel)
     try:
         with timer("facts"):
