@@ -27,7 +27,7 @@ from .libpq_source import secrets_of
 from .rewind import RewindOptions, run
 from .source import open_source
 
-_SECRETS = ("source_server", "primary_conninfo", "target_server")
+_SECRETS = ("source_server", "primary_conninfo", "target_server", "restore_command")
 _INFO_PARAMS = ("target_pgdata", "source_server", "source_pgdata", "target_server")
 
 

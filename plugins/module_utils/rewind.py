@@ -11,13 +11,12 @@ and running it again completes it.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
-from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
+from .commands import RestoreCommand, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
 from .errors import RefusedError
@@ -28,6 +27,7 @@ from .finish import finish, standby_configuration
 from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
 from .journal import Journal
 from .progress import Progress, default_path
+from .scratch import ScratchDirectory
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -84,6 +84,9 @@ def run(options: RewindOptions) -> dict:
     progress.end()
     if progress.path:
         result["progress_file"] = progress.path
+    if progress.moved:
+        _warner(result)("progress file: %s; it is written to %s instead."
+                        % (progress.moved, progress.path or "no file"))
     result["progress_overhead"] = progress.overhead()
     return result
 
@@ -110,7 +113,8 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
             return _resume(options, pgdata, target, journal, timer, result)
         if not options.check_mode:
             journal.discard()       # interrupted before it changed anything: start afresh
-    restore_dir = tempfile.mkdtemp(prefix="pgops-rewind-wal-")
+    scratch = ScratchDirectory()        # WAL restored from the archive goes here
+    restore_dir = scratch.path
     source = None
     try:
         with timer("facts"):
@@ -132,7 +136,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     finally:
         if source is not None:
             source.close()
-        cleanup(restore_dir)
+        scratch.remove()
     result["duration_s"] = timer.durations
     return result
 

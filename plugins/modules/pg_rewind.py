@@ -85,6 +85,8 @@ options:
       - Shell command that fetches a WAL segment the target no longer has (C(%f) file name, C(%p)
         destination path), as in C(restore_command).
       - Used only for segments missing from the target's C(pg_wal).
+      - It may hold archive credentials, so it is treated as a secret (C(no_log)) and never
+        appears in results.
     type: str
   restore_target_wal:
     description: Use the target's own configured C(restore_command) for missing WAL segments.
@@ -303,7 +305,7 @@ def main():
             ensure_shutdown=dict(type="bool", default=True),
             bindir=dict(type="path"),
             config_file=dict(type="path"),
-            restore_command=dict(type="str"),
+            restore_command=dict(type="str", no_log=True),
             restore_target_wal=dict(type="bool", default=False),
             parallel=dict(type="int", default=2),
             sync=dict(type="bool", default=True),
