@@ -109,6 +109,9 @@ options:
         read it from another task while the module runs with C(async).
       - Default is C(<tmp>/pgops_rewind-progress-<data directory path>.json); an empty string
         turns it off. It is never written in check mode.
+      - It is created with mode 0600 and never written through a symbolic link; when its path is
+        held by a link or another user's file, the progress goes to
+        C(<tmp>/pgops_rewind-<uid>/) instead, with a warning, and RV(progress_file) names it.
     type: str
 attributes:
   check_mode:
@@ -247,7 +250,7 @@ duration_s:
   returned: always
   type: dict
 progress_file:
-  description: The progress file (its last state says C(done) or C(failed)).
+  description: The progress file used (its last state says C(done) or C(failed)).
   returned: unless check mode or disabled
   type: str
   sample: /tmp/pgops_rewind-progress-var_lib_postgresql_16_main.json
