@@ -27,7 +27,7 @@ from .finish import finish, standby_configuration
 from .filemap import COPY, DEFAULT_KEEP_FILES, build_plan
 from .journal import Journal
 from .progress import Progress, default_path
-from .scratch import ScratchDirectory
+from .scratch import ScratchDirectory, sweep_dead
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -107,6 +107,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     target = TargetDirectory(pgdata, sync=options.sync)
     target.check_writer()
     check_not_running(pgdata)
+    sweep_dead()                # restored WAL left by this user's killed runs
     journal = Journal(pgdata, sync=options.sync)
     if journal.exists():
         if journal.begun():

@@ -5,7 +5,8 @@
 
 `ScratchDirectory`: a private directory (0700) for WAL restored from the archive. It is
 removed when the run ends; a run that was killed leaves it behind, so every run first
-removes the leftovers of the same user's dead runs (a live run holds a lock in its own).
+removes the leftovers of the same user's dead runs (`sweep_dead`: a live run holds a
+lock in its own).
 
 `write_private_file`: how the progress file is written: a new file created exclusively
 (never through a link, mode 0600), then renamed over the path; a rename replaces a
@@ -30,7 +31,6 @@ _LOCK = ".in-use"
 class ScratchDirectory:
     def __init__(self, prefix: str = WAL_PREFIX):
         root = tempfile.gettempdir()
-        sweep_dead(root, prefix)
         # Locked before it gets its findable name, so no sweeper can take it for dead.
         staging = tempfile.mkdtemp(prefix=_STAGING, dir=root)
         self._lock = os.open(os.path.join(staging, _LOCK),
@@ -46,9 +46,10 @@ class ScratchDirectory:
             self._lock = None
 
 
-def sweep_dead(root: str, prefix: str) -> list:
+def sweep_dead(root: str = None, prefix: str = WAL_PREFIX) -> list:
     """Remove this user's scratch directories whose run is gone (their lock is free).
-    Returns the paths removed."""
+    Every run calls it first. Returns the paths removed."""
+    root = root or tempfile.gettempdir()
     removed = []
     uid = os.geteuid()
     for name in os.listdir(root):

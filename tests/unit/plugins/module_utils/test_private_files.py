@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.progress import Progress
 from ansible_collections.pgops.rewind.plugins.module_utils.scratch import (
-    WAL_PREFIX, ScratchDirectory)
+    WAL_PREFIX, ScratchDirectory, sweep_dead)
 
 
 @pytest.fixture
@@ -70,9 +70,12 @@ def test_restored_wal_directories_of_dead_runs_are_removed(tmpdir_of_run):
     os.close(dead._lock)                # killed: its lock is released, its files stay
     live = ScratchDirectory()           # a run that is still going
     assert stat.S_IMODE(os.stat(live.path).st_mode) == 0o700
-    third = ScratchDirectory()
+    theirs = tmpdir_of_run / (WAL_PREFIX + "another-user")
+    theirs.mkdir()
+    (theirs / ".in-use").touch()
+    os.chown(theirs, 65534, 65534)      # root runs the tests: plant another user's
+    assert sweep_dead() == [dead.path]  # what the next run does first
     assert not os.path.exists(dead.path)
     assert os.path.isdir(live.path), "a live run's directory is never taken"
-    for run in (live, third):
-        run.remove()
+    live.remove()
     assert [n for n in os.listdir(tmpdir_of_run) if n.startswith(WAL_PREFIX)] == []
