@@ -78,4 +78,4 @@ def test_restored_wal_directories_of_dead_runs_are_removed(tmpdir_of_run):
     assert not os.path.exists(dead.path)
     assert os.path.isdir(live.path), "a live run's directory is never taken"
     live.remove()
-    assert [n for n in os.listdir(tmpdir_of_run) if n.startswith(WAL_PREFIX)] == []
+    assert [n for n in os.listdir(tmpdir_of_run) if n.startswith(WAL_PREFIX)] == [theirs.name]
