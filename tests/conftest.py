@@ -15,18 +15,29 @@ from support.env import ALL_MAJORS
 
 
 def pytest_configure(config):
-    """Fresh test output for every run (the controller only, before workers start)."""
+    """Fresh test output for every run (the controller only, before workers start), and
+    a temporary directory of this session for every engine run (see support.tmp)."""
     from support.env import OUTPUT
+    from support.tmp import use_session_tmpdir
     if not hasattr(config, "workerinput"):
         for name in ("secret-leaks.txt", "ansible.log"):
             (OUTPUT / name).unlink(missing_ok=True)
+    use_session_tmpdir()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """No secret anywhere: every module result and warning (ansible.log), every saved
-    output and every server log (checked as each test bed closes)."""
+    """Nothing left in the temporary directory; no secret anywhere: every module result
+    and warning (ansible.log), every saved output and every server log (checked as each
+    test bed closes)."""
     from support.env import OUTPUT, TEST_PASSWORD
-    if hasattr(session.config, "workerinput") or not OUTPUT.is_dir():
+    from support.tmp import check_and_remove_session_tmpdir
+    if hasattr(session.config, "workerinput"):
+        return
+    left = check_and_remove_session_tmpdir()
+    print("\ntemporary files check: %s" % ("LEFT BEHIND: " + ", ".join(left) if left else "clean"))
+    if left:
+        session.exitstatus = 1
+    if not OUTPUT.is_dir():
         return
     leaks = []
     if (OUTPUT / "secret-leaks.txt").exists():

@@ -12,11 +12,10 @@ before a node is stopped. Reads only; the checks are plain values.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from .commands import RestoreCommand, cleanup
+from .commands import RestoreCommand
 from .errors import RewindError
 from .facts import gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
@@ -24,6 +23,7 @@ from .filemap import COPY, COPY_TAIL, FILE, build_plan, is_excluded
 from .libpq_source import LibpqSource
 from .lsn import format_lsn
 from .runlock import in_progress_error, running_rewind
+from .scratch import ScratchDirectory
 from .server_status import replay_lag_bytes, server_status
 from .source import list_datadir
 from .walsummary import changes_source
@@ -116,7 +116,7 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     if not all(c.ok for c in checks if c.check == "source_privileges"):
         choice = PathChoice(None, "the source role cannot read the source's files")
         return {"plan": asdict(choice), "preflight": [asdict(c) for c in checks]}
-    restore_dir = tempfile.mkdtemp(prefix="pgops-rewind-wal-") if restore_command else None
+    scratch = ScratchDirectory() if restore_command else None   # WAL restored for the probe
     impossible = impossible_code = None
     rewind_bytes = wal_bytes = 0
     counts = {"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
@@ -124,7 +124,7 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     rewind_writes = {}
     facts = None
     try:
-        restore = RestoreCommand(restore_command, control.xlog_seg_size, restore_dir) \
+        restore = RestoreCommand(restore_command, control.xlog_seg_size, scratch.path) \
             if restore_command else None
         try:
             facts = gather_facts(pgdata, control, source, restore)
@@ -153,8 +153,8 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                             "the target's WAL from the last common checkpoint is readable"
                             if impossible is None else impossible))
     finally:
-        if restore_dir:
-            cleanup(restore_dir)
+        if scratch is not None:
+            scratch.remove()
     clone_files = [(path, entry.size) for path, entry in source_files.items()
                    if entry.kind == FILE and not is_excluded(path)]
     clone_bytes = sum(size for _path, size in clone_files)

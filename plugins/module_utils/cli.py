@@ -28,7 +28,7 @@ from .module_support import REPORTED_DETAILS
 from .rewind import RewindOptions, run
 from .source import open_source
 
-_SECRETS = ("source_server", "primary_conninfo", "target_server")
+_SECRETS = ("source_server", "primary_conninfo", "target_server", "restore_command")
 _INFO_PARAMS = ("target_pgdata", "source_server", "source_pgdata", "target_server")
 _ASSESS_PARAMS = ("restore_command", "fallback", "clone_when")
 

@@ -8,7 +8,6 @@ crash recovery, reading a setting) and the operator's restore_command.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import re
 import shutil
@@ -122,6 +121,13 @@ class RestoreCommand:
         self.directory = directory
         self.restored = []
 
+    def _scrub(self, text: str) -> str:
+        """Its error output without the command's option values (archive credentials:
+        --repo1-s3-key=..., AWS_SECRET_ACCESS_KEY=...), which tools like to echo."""
+        for secret in sorted(re.findall(r"=([^\s'\"]{4,})", self.command), key=len, reverse=True):
+            text = text.replace(secret, "********")
+        return text
+
     def fetch(self, name: str):
         """The path of segment `name` restored from the archive, or None if it has none."""
         path = os.path.join(self.directory, name)
@@ -135,7 +141,8 @@ class RestoreCommand:
         if proc.returncode != 0 or not os.path.exists(path):
             if proc.returncode > 125 or proc.returncode < 0:
                 raise CommandError("restore_command was killed or could not run (exit %d) "
-                                   "for %s: %s" % (proc.returncode, name, _tail(proc.stderr)),
+                                   "for %s: %s" % (proc.returncode, name,
+                                                   self._scrub(_tail(proc.stderr))),
                                    code="restore_command_failed")
             return None
         size = os.path.getsize(path)
@@ -144,13 +151,6 @@ class RestoreCommand:
                                % (name, size, self.seg_size), code="restore_command_failed")
         self.restored.append(name)
         return path
-
-
-def cleanup(directory: str) -> None:
-    for path in glob.glob(os.path.join(directory, "*")):
-        os.unlink(path)
-    if os.path.isdir(directory):
-        os.rmdir(directory)
 
 
 def _tail(text: str, lines: int = 5) -> str:

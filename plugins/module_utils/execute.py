@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .blockmap import block_runs
 from .errors import SourceError
+from .source import DigestUnavailable
 from .filemap import BLCKSZ, COPY, COPY_TAIL, CREATE, DIRECTORY, FILE, REMOVE, TRUNCATE, Plan
 
 DIGEST_MAX_SIZE = 64 << 20     # larger files are copied without comparing first
@@ -58,8 +59,12 @@ def fetch_requests(actions, probe_growth=False):
 
 
 def file_digest(path: str):
-    """md5 of a local file (what PostgreSQL's md5() gives for its contents), or None."""
-    digest = hashlib.md5()
+    """SHA-256 (hex) of a local file, as the source computes it with sha256(bytea), or None
+    when the file is gone. Raises DigestUnavailable when this Python cannot hash."""
+    try:
+        digest = hashlib.sha256()
+    except Exception as exc:    # a crippled or policy-restricted hashlib
+        raise DigestUnavailable("this host cannot compute SHA-256: %s" % exc) from None
     try:
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -69,18 +74,26 @@ def file_digest(path: str):
     return digest.hexdigest()
 
 
-def drop_identical_copies(plan: Plan, source, target_root: str) -> tuple:
+def drop_identical_copies(plan: Plan, source, target_root: str, warn=None) -> tuple:
     """Whole-file copies of files the target already has byte for byte are dropped:
-    the source checksums its copy (md5, only 32 bytes travel), the target's is
-    checksummed here. Returns (plan, files skipped, bytes not copied)."""
+    the source checksums its copy (SHA-256, only 64 hex digits travel), the target's is
+    checksummed here. Only an optimisation: when either side cannot checksum (a role
+    without EXECUTE on sha256, a FIPS host), everything is copied and `warn` is told.
+    Returns (plan, files skipped, bytes not copied)."""
     candidates = [a for a in plan.actions if a.action == COPY and a.target_size == a.source_size
                   and 0 < a.source_size <= DIGEST_MAX_SIZE]
     if not candidates:
         return plan, 0, 0
-    theirs = source.digests([(a.path, a.source_size) for a in candidates])
-    same = {a.path for a in candidates
-            if theirs.get(a.path) and
-            theirs[a.path] == file_digest(os.path.join(target_root, a.path))}
+    try:
+        theirs = source.digests([(a.path, a.source_size) for a in candidates])
+        same = {a.path for a in candidates
+                if theirs.get(a.path) and
+                theirs[a.path] == file_digest(os.path.join(target_root, a.path))}
+    except DigestUnavailable as exc:
+        if warn is not None:
+            warn("could not checksum files to skip identical ones (%s); all %d candidate "
+                 "file(s) are copied whole instead." % (exc, len(candidates)))
+        return plan, 0, 0
     kept = [a for a in plan.actions if not (a.action == COPY and a.path in same)]
     skipped = sum(a.source_size for a in candidates if a.path in same)
     return Plan(kept), len(same), skipped

@@ -21,7 +21,7 @@ from .errors import SourceError
 from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 from .bulk import BinaryRows, batches_of, in_parallel
 from .lsn import parse_lsn
-from .source import Source
+from .source import DigestUnavailable, Source
 from .source_connection import DEFAULT_CONNECT_TIMEOUT, added_settings, check_tls_settings, \
     connect_failure_code
 from .timeouts import TimeLimit, Watchdog, bounded
@@ -67,6 +67,9 @@ SELECT files.path || files.name, files.size, files.isdir,
 FROM files LEFT JOIN pg_catalog.pg_tablespace AS spc
   ON files.path = 'pg_tblspc/' AND spc.oid::text = files.name
 """
+_DIGEST_SQL = ("SELECT path, pg_catalog.encode(pg_catalog.sha256("
+               "pg_catalog.pg_read_binary_file(path, 0, size, true)), 'hex') "
+               "FROM unnest(%s::text[], %s::int8[]) AS x(path, size)")
 _FETCH_SQL = ("SELECT path, begin, pg_catalog.pg_read_binary_file(path, begin, len, true) "
               "FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS x(path, begin, len)")
 
@@ -310,13 +313,20 @@ class LibpqSource(Source):
         return files
 
     def digests(self, files):
+        """sha256(bytea) (PostgreSQL 11+, EXECUTE to PUBLIC by default, allowed on FIPS
+        hosts). Refused or missing, it raises DigestUnavailable; a lost connection is
+        an error as anywhere else."""
         found = {}
         # batches of at most 200 files and 1 GB: each query stays well inside source_timeout
         for part in batches_of(files, 200, 1 << 30, size=lambda item: item[1]):
-            found.update(self.query(
-                "SELECT path, md5(pg_catalog.pg_read_binary_file(path, 0, size, true)) "
-                "FROM unnest(%s::text[], %s::int8[]) AS x(path, size)",
-                ([f[0] for f in part], [f[1] for f in part]), what="checksum source files"))
+            try:
+                found.update(self.query(_DIGEST_SQL, ([f[0] for f in part], [f[1] for f in part]),
+                                        what="checksum source files"))
+            except SourceError as exc:
+                if exc.code not in ("source_permission", "source_query"):
+                    raise               # the connection, not the digest, failed
+                raise DigestUnavailable("the source refused sha256(): %s"
+                                        % str(exc).splitlines()[0]) from None
         return found
 
     def fetch(self, requests):

@@ -5,7 +5,10 @@
 read while the module runs (Ansible modules cannot report before they finish).
 
 It lives outside the data directory (a refusal must leave the target untouched) and
-is rewritten at most once a second, so keeping it costs nothing measurable.
+is rewritten at most once a second, so keeping it costs nothing measurable. Its usual
+place is predictable, in a shared directory: it is never written through a link, and
+when someone else holds that path the file goes to this user's private directory
+(scratch.owned_path; `moved` says why).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import re
 import tempfile
 import time
+
+from .scratch import owned_path, write_private_file
 
 PHASES = ("facts", "wal_scan", "plan", "copy", "finish", "done", "failed")
 
@@ -27,7 +32,12 @@ def default_path(pgdata: str) -> str:
 
 class Progress:
     def __init__(self, path: str = None, interval: float = 1.0):
-        self.path = path
+        self.path, self.moved = path, None
+        if path:
+            try:
+                self.path, self.moved = owned_path(path)
+            except OSError as exc:
+                self.path, self.moved = None, "%s cannot be used safely (%s)" % (path, exc)
         self.interval = interval
         self.started = time.time()
         self._phase = None
@@ -77,10 +87,7 @@ class Progress:
                  "eta_s": eta, "phase_elapsed_s": round(elapsed, 1),
                  "elapsed_s": round(now - self.started, 1), "pid": os.getpid(),
                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        temp = "%s.%d.tmp" % (self.path, os.getpid())
         try:
-            with open(temp, "w") as handle:
-                json.dump(state, handle)
-            os.replace(temp, self.path)
+            write_private_file(self.path, json.dumps(state).encode())
         except OSError:
             self.path = None        # progress is a courtesy: never fail the rewind over it

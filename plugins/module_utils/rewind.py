@@ -11,7 +11,6 @@ and running it again completes it.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Optional
 from . import faults
 from .assessment import PATH_CLONE, REWIND_IMPOSSIBLE, choose_path
 from .clone import clone_in_progress, lock_directory, resume_clone, run_clone
-from .commands import RestoreCommand, cleanup, crash_recovery, find_postgres, \
+from .commands import RestoreCommand, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
 from .errors import RefusedError, RewindError
@@ -33,6 +32,7 @@ from .hot_standby import raise_settings
 from .journal import Journal
 from .progress import Progress, default_path
 from .runlock import RunLock
+from .scratch import ScratchDirectory, sweep_dead
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -111,6 +111,9 @@ def _run_locked(options: RewindOptions) -> dict:
     progress.end()
     if progress.path:
         result["progress_file"] = progress.path
+    if progress.moved:
+        _warner(result)("progress file: %s; it is written to %s instead."
+                        % (progress.moved, progress.path or "no file"))
     result["progress_overhead"] = progress.overhead()
     return result
 
@@ -135,13 +138,15 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     target = TargetDirectory(pgdata, sync=options.sync)
     target.check_writer()
     check_not_running(pgdata)
+    sweep_dead()                # restored WAL left by this user's killed runs
     journal = Journal(pgdata, sync=options.sync)
     if journal.exists():
         if journal.begun():
             return _resume(options, pgdata, target, journal, timer, result)
         if not options.check_mode:
             journal.discard()       # interrupted before it changed anything: start afresh
-    restore_dir = tempfile.mkdtemp(prefix="pgops-rewind-wal-")
+    scratch = ScratchDirectory()        # WAL restored from the archive goes here
+    restore_dir = scratch.path
     source = None
     try:
         with timer("facts"):
@@ -187,7 +192,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     finally:
         if source is not None:
             source.close()
-        cleanup(restore_dir)
+        scratch.remove()
     result["duration_s"] = timer.durations
     return result
 
@@ -302,7 +307,8 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
                           facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
                           facts.wal_copy_rule(source.wal_files_end(facts.source)))
-        plan, identical, _spared = drop_identical_copies(plan, source, pgdata)
+        plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
+                                                         _warner(result))
     if options.fallback == "clone" and options.clone_when != "impossible":
         clone_bytes = sum(e.size for p, e in source_files.items()
                           if e.kind == FILE and not is_excluded(p))
@@ -359,6 +365,7 @@ def _resume(options, pgdata, target, journal, timer, result):
         result["duration_s"] = timer.durations
         return result
     state = journal.load()
+    target.sync_whole_tree = True   # what the interrupted run wrote may not be on disk
     timer.limit.phase = "facts"
     source = _open_source(options, timer.limit)
     _report_tls(source, result)
@@ -377,7 +384,8 @@ def _resume(options, pgdata, target, journal, timer, result):
                               control.fmt.tablespace_dir, facts.keep_wal,
                               tuple(options.keep_files),
                               facts.wal_copy_rule(source.wal_files_end(facts.source)))
-            plan, identical, _spared = drop_identical_copies(plan, source, pgdata)
+            plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
+                                                             _warner(result))
         summary = plan.summary()
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
@@ -408,6 +416,11 @@ def _open_source(options, limit):
 def _report_tls(source, result):
     if hasattr(source, "tls"):
         result["source_tls"] = source.tls()
+
+
+def _warner(result):
+    """Warnings for the result (Ansible shows them); the run goes on."""
+    return lambda text: result.setdefault("warnings", []).append(text)
 
 
 def _install_restored_wal(restore, keep_wal, target):

@@ -19,6 +19,11 @@ from .errors import SourceError
 from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 
 
+class DigestUnavailable(Exception):
+    """A side cannot checksum files (a refused or missing digest function): the
+    identical-file check is skipped, never the rewind."""
+
+
 class Source:
     """The source cluster, as the engine needs to see it."""
 
@@ -67,7 +72,8 @@ class Source:
         return None
 
     def digests(self, files) -> dict:
-        """{path: md5 hex} of the source's copies of [(path, size)] (None when gone)."""
+        """{path: SHA-256 hex} of the source's copies of [(path, size)] (None when gone);
+        DigestUnavailable when the source cannot checksum."""
         from .execute import file_digest
         return {path: file_digest(os.path.join(self.pgdata, path)) for path, _size in files}
 

@@ -18,7 +18,7 @@ import stat
 import time
 
 from .controlfile import DB_IN_ARCHIVE_RECOVERY, ControlFile, updated_control_file
-from . import faults
+from . import durability, faults
 from .errors import RefusedError, RewindError
 from .filemap import DIRECTORY, check_safe_path
 from .lsn import format_lsn, segment_name
@@ -35,6 +35,7 @@ def _wrap_os_errors(method):
     run again once the cause is fixed). Every such change is a step for fault injection."""
     def wrapper(self, rel, *args):
         faults.step("%s %s" % (method.__name__, rel))
+        durability.record("change", "%s %s" % (method.__name__, rel))
         try:
             return method(self, rel, *args)
         except RewindError:
@@ -61,6 +62,7 @@ class TargetDirectory:
         self._handle_path = None
         self._dirty_files = set()
         self._dirty_dirs = set()
+        self.sync_whole_tree = False    # a resumed run: see durability.py
         self.bytes_written = 0
 
     # --- who may write ---------------------------------------------------------
@@ -201,6 +203,7 @@ class TargetDirectory:
         path = self.path(rel)
         if not os.path.isdir(link_target):
             os.makedirs(link_target, self.dir_mode)
+            self._dirty_dirs.update((link_target, os.path.dirname(link_target)))
         if not os.path.lexists(path):
             os.symlink(link_target, path)
             self._dirty_dirs.add(os.path.dirname(path))
@@ -216,10 +219,11 @@ class TargetDirectory:
         try:
             os.write(handle, data)
             if self.sync_enabled:
-                os.fsync(handle)
+                durability.fsync_fd(handle, temp)
         finally:
             os.close(handle)
         os.replace(temp, path)
+        durability.record("rename", path)
         self._sync_dir(os.path.dirname(path))
 
     def close(self) -> None:
@@ -230,10 +234,14 @@ class TargetDirectory:
 
     # --- durability ------------------------------------------------------------
     def sync(self) -> None:
-        """fsync every file written and every directory whose entries changed."""
+        """fsync every file written and every directory whose entries changed (after an
+        interrupted run: every file and directory of the target)."""
         self.close()
         if not self.sync_enabled:
             return
+        if self.sync_whole_tree:
+            durability.sync_tree(self.root)
+            self._dirty_files.clear()
         for rel in sorted(self._dirty_files):
             path = os.path.join(self.root, rel)
             try:
@@ -241,7 +249,7 @@ class TargetDirectory:
             except FileNotFoundError:
                 continue
             try:
-                os.fsync(handle)
+                durability.fsync_fd(handle, path)
             finally:
                 os.close(handle)
         for directory in sorted(self._dirty_dirs):
@@ -257,7 +265,7 @@ class TargetDirectory:
         except FileNotFoundError:
             return
         try:
-            os.fsync(handle)
+            durability.fsync_fd(handle, directory)
         finally:
             os.close(handle)
 

@@ -103,6 +103,8 @@ options:
       - Shell command that fetches a WAL segment the target no longer has (C(%f) file name, C(%p)
         destination path), as in C(restore_command).
       - Used only for segments missing from the target's C(pg_wal).
+      - It may hold archive credentials, so it is treated as a secret (C(no_log)) and never
+        appears in results.
     type: str
   restore_target_wal:
     description: Use the target's own configured C(restore_command) for missing WAL segments.
@@ -125,6 +127,9 @@ options:
         read it from another task while the module runs with C(async).
       - Default is C(<tmp>/pgops_rewind-progress-<data directory path>.json); an empty string
         turns it off. It is never written in check mode.
+      - It is created with mode 0600 and never written through a symbolic link; when its path is
+        held by a link or another user's file, the progress goes to
+        C(<tmp>/pgops_rewind-<uid>/) instead, with a warning, and RV(progress_file) names it.
     type: str
   timeout:
     description:
@@ -382,7 +387,7 @@ duration_s:
   returned: always
   type: dict
 progress_file:
-  description: The progress file (its last state says C(done) or C(failed)).
+  description: The progress file used (its last state says C(done) or C(failed)).
   returned: unless check mode or disabled
   type: str
   sample: /tmp/pgops_rewind-progress-var_lib_postgresql_16_main.json
@@ -477,7 +482,7 @@ def main():
             ensure_shutdown=dict(type="bool", default=True),
             bindir=dict(type="path"),
             config_file=dict(type="path"),
-            restore_command=dict(type="str"),
+            restore_command=dict(type="str", no_log=True),
             restore_target_wal=dict(type="bool", default=False),
             parallel=dict(type="int", default=2),
             sync=dict(type="bool", default=True),

@@ -113,6 +113,22 @@ FAULTS = [
      "immediate stop; closed port, another cluster, roles without the file functions",
      "refused before crash recovery; byte-identical", "rewind/test_refusals.py::"
      "test_crashed_target_refusals_come_before_crash_recovery"),
+    # restricted hosts, interruption, shared temporary directories (issue 12, items 4-6)
+    ("kill -9 after an unsynced run changed everything, then resume", "sync: false, "
+     "kill@replace_file backup_label; fsyncs recorded (PGOPS_REWIND_SYNC_RECORD)",
+     "every path the killed run changed, and its directory, is fsynced before pg_control is "
+     "renamed; the node streams with equal data",
+     "resilience/test_durable_resume.py::test_resumed_run_syncs_what_the_killed_run_changed"),
+    ("md5 revoked from PUBLIC; sha256 revoked too", "REVOKE EXECUTE ... FROM PUBLIC on the "
+     "source, least-privilege role", "the rewind succeeds (with sha256; without it, copying "
+     "whole files and a warning); equal data",
+     "rewind/test_privileges.py::test_refused_digest_means_copying_not_failing"),
+    ("symlink planted at the progress file's path", "root's link to a file of the data "
+     "directory's owner", "nothing written through it; progress in the private directory, "
+     "0600, with a warning", "rewind/test_host_hygiene.py::test_link_planted_at_the_progress_path"),
+    ("restore_command with archive credentials", "an option value set to the test password, "
+     "-vvv", "the command appears in no result or output",
+     "rewind/test_host_hygiene.py::test_restore_command_is_kept_out_of_results"),
 ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from support.ansible import run_module
 from support.cluster import free_port
 from support.digest import datadir_digest, differences
-from support.env import CACHE, VENV_PYTHON
+from support.env import COLLECTIONS_PATH, VENV_PYTHON
 from support.rewound import rewind
 from support.scenarios import failover
 
@@ -128,7 +128,9 @@ def test_run_as_root(collection, fo):
 
 
 def test_run_as_another_user(collection, fo):
-    """The engine itself refuses a user who does not own the data directory."""
+    """The engine itself refuses a user who does not own the data directory. That user
+    runs the installed collection (readable by all), not this clone, which may sit in a
+    directory other users cannot enter."""
     assert os.geteuid() == 0, "the suite runs as root (make test): needed to switch to another user"
     before = datadir_digest(fo.old_primary.datadir)
     code = ("import sys; sys.path.insert(0, %r)\n"
@@ -136,7 +138,7 @@ def test_run_as_another_user(collection, fo):
             "from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError\n"
             "try:\n    run(RewindOptions(target_pgdata=%r, source_server=%r))\n"
             "except RewindError as exc:\n    print(exc.code)\n"
-            % (str(CACHE / "src"), str(fo.old_primary.datadir), fo.new_primary.conninfo()))
+            % (str(COLLECTIONS_PATH), str(fo.old_primary.datadir), fo.new_primary.conninfo()))
     proc = subprocess.run([str(VENV_PYTHON), "-c", code], capture_output=True, text=True,
                           user="nobody", cwd="/tmp", check=False)
     assert proc.stdout.strip() == "not_owner", proc.stderr

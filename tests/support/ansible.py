@@ -38,9 +38,11 @@ def become_args() -> list:
 
 
 def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
-               become: bool = True, timeout: float = 1200, python: str | None = None) -> dict:
+               become: bool = True, timeout: float = 1200, python: str | None = None,
+               verbose: bool = False) -> dict:
     """Run pgops.rewind.<module> with `args`; returns the module result (failed ones too).
-    `python`: the node's interpreter (default: the test venv's)."""
+    `python`: the node's interpreter (default: the test venv's). verbose: as with -vvv,
+    which adds the module's arguments to the result (invocation)."""
     cmd = [str(VENV_PYTHON.parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
            "-e", "ansible_python_interpreter=%s" % (python or VENV_PYTHON),
            "-m", "pgops.rewind.%s" % module, "-a", json.dumps(args)]
@@ -50,6 +52,8 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
+    if verbose:
+        cmd.append("-vvv")
     proc = subprocess.run(cmd, env=ansible_env(), capture_output=True, text=True,
                           timeout=timeout, cwd="/tmp", check=False)
     try:    # "localhost | SUCCESS => {...}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .cluster import Cluster
 from .env import OUTPUT, REPO, TEST_PASSWORD
+from .tmp import note_bed
 
 _LIVE: set["Bed"] = set()
 
@@ -20,6 +21,7 @@ class Bed:
     def __init__(self, label: str):
         self.home = Path(tempfile.mkdtemp(prefix="pgbed-", dir="/tmp"))
         os.chmod(self.home, 0o755)
+        note_bed(self.home)
         self.label = label
         self.clusters: list[Cluster] = []
         _LIVE.add(self)
