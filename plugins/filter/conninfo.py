@@ -9,6 +9,8 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.pgops.rewind.plugins.module_utils.standby import quote_setting
+
 
 def _quote(value):
     text = str(value)
@@ -33,8 +35,8 @@ def conninfo(params):
 
 
 def postgresql_quote(value):
-    """A string as a postgresql.conf value: single-quoted, quotes doubled."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A string as a postgresql.conf value, quoted as the engine quotes every setting."""
+    return quote_setting(str(value))
 
 
 class FilterModule:

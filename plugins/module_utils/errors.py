@@ -129,6 +129,19 @@ CATALOG = {
                                 "Use only %f, %p and %%."),
     "restore_command_failed": ("restore_command crashed or restored a file of the wrong size.",
                                "Run the command by hand for the named segment and fix it."),
+    # WAL reserved on the source with a replication slot (walreserve.py)
+    "source_no_replication": ("The source role may not create replication slots (it lacks "
+                              "REPLICATION), which reserving the new primary's WAL needs.",
+                              "ALTER ROLE ... REPLICATION (or use a superuser), or set "
+                              "reserve_wal: false (role: pg_rewind_reserve_wal: false)."),
+    "slot_in_use": ("The replication slot name is taken on the source: by a slot in use, a "
+                    "logical slot, or a slot that reserves no WAL.",
+                    "Choose another slot_name (role: pg_rewind_primary_slot_name), or drop "
+                    "that slot if nothing needs it."),
+    "slot_failed": ("Creating or dropping the replication slot on the source failed (e.g. "
+                    "max_replication_slots reached).",
+                    "Read the message; free a slot or raise max_replication_slots on the new "
+                    "primary, or set reserve_wal: false."),
     # writing the target
     "target_write": ("Writing to the target failed mid-way.",
                      "Fix the cause (disk space, permissions) and run the same task again: "

@@ -23,7 +23,7 @@ from .standby import derive_primary_conninfo, standby_files
 from .target import BACKUP_LABEL, backup_label_text, rewound_control_file
 
 
-def finish(options, pgdata, target, source, facts, journal, result) -> None:
+def finish(options, pgdata, target, source, facts, journal, result, standby_slot=None) -> None:
     after = source.control_file()
     if after.system_identifier != facts.source.system_identifier:
         raise SourceError("the source changed identity during the rewind.",
@@ -42,7 +42,7 @@ def finish(options, pgdata, target, source, facts, journal, result) -> None:
     target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint,
                                                         facts.target.xlog_seg_size).encode())
     if options.write_recovery_conf:
-        standby_configuration(options, pgdata, target, facts.target, result)
+        standby_configuration(options, pgdata, target, facts.target, result, standby_slot)
     control = rewound_control_file(after, end_lsn, end_tli)
     journal.update(final_control_sha256=hashlib.sha256(control).hexdigest())
     target.replace_file(CONTROL_PATH, control)          # the rewind is complete
@@ -50,11 +50,13 @@ def finish(options, pgdata, target, source, facts, journal, result) -> None:
     result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
 
 
-def standby_configuration(options, pgdata, target, control, result) -> None:
-    """recovery.conf (11) or standby.signal + primary_conninfo (12+), only what changes."""
+def standby_configuration(options, pgdata, target, control, result, slot_name=None) -> None:
+    """recovery.conf (11) or standby.signal + primary_conninfo (12+), only what changes;
+    primary_slot_name when the standby streams through the rewind's slot."""
     conninfo = options.primary_conninfo or derive_primary_conninfo(
         options.source_server, keep_dbname=control.major >= 17)
-    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo)
+    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo,
+                            {"primary_slot_name": slot_name} if slot_name else None)
     if not options.check_mode:
         for rel, text in sorted(changes.items()):
             target.replace_file(rel, text.encode())

@@ -31,6 +31,7 @@ from .progress import Progress, default_path
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
+from .walreserve import release_after_failed_run, released_on_failure, wal_reservation
 
 
 @dataclass
@@ -49,6 +50,9 @@ class RewindOptions:
     parallel: int = 2
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
+    reserve_wal: bool = True               # a physical slot on the source (walreserve.py)
+    slot_name: Optional[str] = None        # None: walreserve.default_slot_name()
+    keep_slot: Optional[bool] = None       # None: as write_recovery_conf
     check_mode: bool = False
 
 
@@ -111,7 +115,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         if not options.check_mode:
             journal.discard()       # interrupted before it changed anything: start afresh
     restore_dir = tempfile.mkdtemp(prefix="pgops-rewind-wal-")
-    source = None
+    source = reservation = None
     try:
         with timer("facts"):
             control = _cleanly_stopped_target(pgdata, options, result)
@@ -122,13 +126,20 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
             restore = _restore_command(options, control, pgdata, restore_dir)
             facts = gather_facts(pgdata, control, source, restore)
             _check_source(source, facts)
+            reservation = wal_reservation(options)
+            if reservation is not None and not (facts.rewind_required or reservation.keep):
+                reservation = None      # nothing copied, and no slot for the standby
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
-        if facts.rewind_required:
-            _rewind(options, pgdata, target, source, facts, restore, timer, result)
-        elif options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result)
+        with released_on_failure(reservation, lambda: _complete(journal)):
+            _reserve_wal(reservation, options, result)
+            if facts.rewind_required:
+                _rewind(options, pgdata, target, source, facts, restore, timer, result,
+                        reservation)
+            elif options.write_recovery_conf:
+                standby_configuration(options, pgdata, target, control, result,
+                                      _standby_slot(reservation))
     finally:
         if source is not None:
             source.close()
@@ -193,7 +204,33 @@ def _check_source(source, facts):
                            code="source_unclean")
 
 
-def _rewind(options, pgdata, target, source, facts, restore, timer, result):
+def _reserve_wal(reservation, options, result) -> None:
+    """Before anything is listed or copied, the slot that keeps the source's WAL (in check
+    mode only the privilege and the name are checked)."""
+    if reservation is None:
+        return
+    if options.check_mode:
+        reservation.check()
+    else:
+        reservation.reserve()
+        result["changed"] = result["changed"] or reservation.created
+    result["slot"] = reservation.summary(options.check_mode)
+
+
+def _standby_slot(reservation):
+    """primary_slot_name for the standby configuration: the slot, when it is kept."""
+    return reservation.name if reservation is not None and reservation.keep else None
+
+
+def _complete(journal) -> bool:
+    """The rewound pg_control is in place (the journal's last step may be left)."""
+    try:
+        return journal.exists() and journal.finished()
+    except (OSError, ValueError):
+        return False
+
+
+def _rewind(options, pgdata, target, source, facts, restore, timer, result, reservation=None):
     with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
         changes = scan_target_changes(pgdata, facts, restore,
                                       workers=min(4, os.cpu_count() or 1),
@@ -222,7 +259,10 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         result["bytes_fetched"] = 0
         return
     journal = Journal(pgdata, sync=options.sync)
-    journal.begin(journal_state(facts), changes.blocks, target.dir_mode)
+    state = journal_state(facts)
+    if reservation is not None:
+        state["wal_slot"] = reservation.journal_entry()
+    journal.begin(state, changes.blocks, target.dir_mode)
     with timer("copy", summary["bytes_to_fetch"]):
         stats = execute_plan(plan, source, target, timer.progress,
                              exact_sizes=isinstance(source, LocalSource))
@@ -230,7 +270,8 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         _sanitize_copied_auto_conf(plan, pgdata, target)
     result["bytes_fetched"] = stats.bytes_fetched
     with timer("finish"):
-        finish(options, pgdata, target, source, facts, journal, result)
+        finish(options, pgdata, target, source, facts, journal, result,
+               standby_slot=_standby_slot(reservation))
 
 
 def _resume(options, pgdata, target, journal, timer, result):
@@ -239,16 +280,20 @@ def _resume(options, pgdata, target, journal, timer, result):
     result.update(changed=True, resumed=True, rewind_required=True, reason="diverged")
     control = target_original = parse_control_file(journal.original_control(),
                                                    "the journal's copy of the target pg_control")
+    state = journal.load()
+    reservation = wal_reservation(options, state.get("wal_slot"))
     if journal.finished():
         if options.check_mode:
             return result
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
+        if reservation is not None and reservation.keep:
+            _reserve_wal(reservation, options, result)   # the standby's slot: still there
         if options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result)
+            standby_configuration(options, pgdata, target, control, result,
+                                  _standby_slot(reservation))
         result["duration_s"] = timer.durations
         return result
-    state = journal.load()
     source = open_source(options.source_server, options.source_pgdata, options.parallel)
     try:
         with timer("facts"):
@@ -258,6 +303,10 @@ def _resume(options, pgdata, target, journal, timer, result):
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
         result["resumed_from"] = "copy"
+        _reserve_wal(reservation, options, result)
+        if reservation is not None and state.get("wal_slot") != reservation.journal_entry() \
+                and not options.check_mode:
+            journal.update(wal_slot=reservation.journal_entry())
         blocks = journal.load_blocks()
         with timer("plan"):
             source_files = source.list_files()
@@ -280,7 +329,11 @@ def _resume(options, pgdata, target, journal, timer, result):
             _sanitize_copied_auto_conf(plan, pgdata, target)
         result["bytes_fetched"] = stats.bytes_fetched
         with timer("finish"):
-            finish(options, pgdata, target, source, facts, journal, result)
+            finish(options, pgdata, target, source, facts, journal, result,
+                   standby_slot=_standby_slot(reservation))
+    except BaseException as exc:
+        release_after_failed_run(reservation, lambda: _complete(journal), exc)
+        raise
     finally:
         source.close()
     result["duration_s"] = timer.durations
