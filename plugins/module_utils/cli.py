@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         if field.name == "check_mode":
             continue
         flag = "--" + field.name.replace("_", "-")
-        if field.type in ("bool", bool):
+        if field.type in ("bool", bool, "Optional[bool]"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         elif field.name == "keep_files":
             parser.add_argument(flag, help="comma-separated paths")

@@ -315,7 +315,8 @@ def _sync_tree_top(path: str, sync: bool) -> None:
 
 
 # --- the job -------------------------------------------------------------------------
-def run_clone(options, pgdata: str, source, reason: str, timer, result: dict) -> None:
+def run_clone(options, pgdata: str, source, reason: str, timer, result: dict,
+              standby_slot: Optional[str] = None) -> None:
     """Rebuild `pgdata` from the source because the plan says clone (`reason`)."""
     if not isinstance(source, LibpqSource):
         raise RefusedError("the clone fallback copies from a running server.",
@@ -348,12 +349,13 @@ def run_clone(options, pgdata: str, source, reason: str, timer, result: dict) ->
                   options.clone_discard_old, timer.progress)
     try:
         with timer("clone"):
-            _copy_and_finish(clone, clone.prepare(), options, result)
+            _copy_and_finish(clone, clone.prepare(), options, result, standby_slot)
     finally:
         clone.release()
 
 
-def resume_clone(options, pgdata: str, where: str, source, timer, result: dict) -> None:
+def resume_clone(options, pgdata: str, where: str, source, timer, result: dict,
+                 standby_slot: Optional[str] = None) -> None:
     """Complete a clone an earlier run began (`where` holds its journal)."""
     if not isinstance(source, LibpqSource):
         raise RefusedError("an interrupted clone is completed from a running server.",
@@ -366,18 +368,20 @@ def resume_clone(options, pgdata: str, where: str, source, timer, result: dict) 
                   progress=timer.progress)
     try:
         with timer("clone"):
-            _copy_and_finish(clone, clone.resume(where), options, result)
+            _copy_and_finish(clone, clone.resume(where), options, result, standby_slot)
     finally:
         clone.release()
 
 
-def _copy_and_finish(clone: Clone, journal: str, options, result: dict) -> None:
+def _copy_and_finish(clone: Clone, journal: str, options, result: dict,
+                     standby_slot: Optional[str] = None) -> None:
     done = clone.copy(journal)
     target = done.pop("target")
     after = clone.source.control_file()         # read after the backup stopped: last
     raised = raise_settings(options, clone.pgdata, [after], result)   # the node's own config
     if options.write_recovery_conf:
-        standby_configuration(options, clone.pgdata, target, after, result, raised)
+        standby_configuration(options, clone.pgdata, target, after, result, raised,
+                              standby_slot)
     faults.step("clone pg_control")
     target.replace_file(CONTROL_PATH, after.raw)      # the clone is complete
     shutil.rmtree(journal)

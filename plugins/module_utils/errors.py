@@ -203,6 +203,19 @@ CATALOG = {
     "target_lock_failed": ("The target data directory could not be locked for the run.",
                            "Check that the directory (or the lock file in the temporary "
                            "directory the message names) can be opened by its owner."),
+    # WAL reserved on the source with a replication slot (walreserve.py)
+    "source_no_replication": ("The source role may not create replication slots (it lacks "
+                              "REPLICATION), which reserving the new primary's WAL needs.",
+                              "ALTER ROLE ... REPLICATION (or use a superuser), or set "
+                              "reserve_wal: false (role: pg_rewind_reserve_wal: false)."),
+    "slot_in_use": ("The replication slot name is taken on the source: by a slot in use, a "
+                    "logical slot, or a slot that reserves no WAL.",
+                    "Choose another slot_name (role: pg_rewind_primary_slot_name), or drop "
+                    "that slot if nothing needs it."),
+    "slot_failed": ("Creating or dropping the replication slot on the source failed (e.g. "
+                    "max_replication_slots reached).",
+                    "Read the message; free a slot or raise max_replication_slots on the new "
+                    "primary, or set reserve_wal: false."),
     # writing the target
     "target_write": ("Writing to the target failed mid-way.",
                      "Fix the cause (disk space, permissions) and run the same task again: "

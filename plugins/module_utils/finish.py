@@ -24,7 +24,7 @@ from .standby import derive_primary_conninfo, standby_files
 from .target import BACKUP_LABEL, backup_label_text, rewound_control_file
 
 
-def finish(options, pgdata, target, source, facts, journal, result) -> None:
+def finish(options, pgdata, target, source, facts, journal, result, standby_slot=None) -> None:
     after = source.control_file()
     if after.system_identifier != facts.source.system_identifier:
         raise SourceError("the source changed identity during the rewind.",
@@ -44,7 +44,8 @@ def finish(options, pgdata, target, source, facts, journal, result) -> None:
                                                         facts.target.xlog_seg_size).encode())
     raised = raise_settings(options, pgdata, [after], result)   # the kept config, as copied
     if options.write_recovery_conf:
-        standby_configuration(options, pgdata, target, facts.target, result, raised)
+        standby_configuration(options, pgdata, target, facts.target, result, raised,
+                              standby_slot)
     control = rewound_control_file(after, end_lsn, end_tli)
     journal.update(final_control_sha256=hashlib.sha256(control).hexdigest())
     target.replace_file(CONTROL_PATH, control)          # the rewind is complete
@@ -52,12 +53,16 @@ def finish(options, pgdata, target, source, facts, journal, result) -> None:
     result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
 
 
-def standby_configuration(options, pgdata, target, control, result, raised=None) -> None:
-    """recovery.conf (11) or standby.signal + primary_conninfo (12+), and the raised
-    hot-standby settings, only what changes."""
+def standby_configuration(options, pgdata, target, control, result, raised=None,
+                          slot_name=None) -> None:
+    """recovery.conf (11) or standby.signal + primary_conninfo (12+), the raised
+    hot-standby settings, and primary_slot_name when the standby streams through the
+    rewind's slot: only what changes."""
     conninfo = options.primary_conninfo or derive_primary_conninfo(
         options.source_server, keep_dbname=control.major >= 17)
-    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo, raised=raised)
+    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo,
+                            {"primary_slot_name": slot_name} if slot_name else None,
+                            raised=raised)
     if not options.check_mode:
         for rel, text in sorted(changes.items()):
             target.replace_file(rel, text.encode("utf-8", "surrogateescape"))

@@ -38,6 +38,7 @@ from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
 from .timeouts import TimeLimit
 from .walsummary import changes_source
+from .walreserve import release_after_failed_run, released_on_failure, wal_reservation
 
 
 @dataclass
@@ -62,6 +63,9 @@ class RewindOptions:
     fallback: str = "fail"                 # or "clone": rebuild when a rewind cannot work
     clone_when: str = "impossible"         # or "cheaper"
     clone_discard_old: bool = False
+    reserve_wal: bool = True               # a physical slot on the source (walreserve.py)
+    slot_name: Optional[str] = None        # None: walreserve.default_slot_name()
+    keep_slot: Optional[bool] = None       # None: as write_recovery_conf
     check_mode: bool = False
     use_wal_summaries: str = "auto"        # anything else: always scan the target's WAL
 
@@ -147,7 +151,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
             journal.discard()       # interrupted before it changed anything: start afresh
     scratch = ScratchDirectory()        # WAL restored from the archive goes here
     restore_dir = scratch.path
-    source = None
+    source = reservation = None
     try:
         with timer("facts"):
             control = target_facts(pgdata)
@@ -165,8 +169,14 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
                 facts, impossible = None, exc
             if facts is not None:
                 _check_source(source, facts.source)
+            reservation = wal_reservation(options)
+            if reservation is not None and facts is not None and \
+                    not (facts.rewind_required or reservation.keep):
+                reservation = None      # nothing copied, and no slot for the standby
         if facts is None:
-            _clone_instead(options, pgdata, source, impossible, timer, result)
+            with released_on_failure(reservation, lambda: False):
+                _reserve_wal(reservation, options, result)
+                _clone_instead(options, pgdata, source, impossible, timer, result, reservation)
             return result
         result.update(facts.summary())
         result["target"] = control.summary()
@@ -175,20 +185,24 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         # own pg_control): checked now, while a refusal changes nothing.
         raised = raise_settings(options, pgdata, [facts.source] + (
             [] if facts.rewind_required else [control]), result)
-        if facts.rewind_required and options.fallback == "clone" and \
-                options.clone_when == "always":
-            _clone_instead(options, pgdata, source, _CloneIsCheaper("clone_when: always"), timer,
-                           result)
-        elif facts.rewind_required:
-            try:
-                _rewind(options, pgdata, target, source, facts, restore, timer, result)
-            except (RewindError, _CloneIsCheaper) as exc:
-                if Journal(pgdata).begun():
-                    raise
-                _clone_instead(options, pgdata, source, exc, timer, result)
-        elif options.write_recovery_conf:
-            check_not_running(pgdata)
-            standby_configuration(options, pgdata, target, control, result, raised)
+        with released_on_failure(reservation, lambda: _complete(journal)):
+            _reserve_wal(reservation, options, result)
+            if facts.rewind_required and options.fallback == "clone" and \
+                    options.clone_when == "always":
+                _clone_instead(options, pgdata, source, _CloneIsCheaper("clone_when: always"),
+                               timer, result, reservation)
+            elif facts.rewind_required:
+                try:
+                    _rewind(options, pgdata, target, source, facts, restore, timer, result,
+                            reservation)
+                except (RewindError, _CloneIsCheaper) as exc:
+                    if Journal(pgdata).begun():
+                        raise
+                    _clone_instead(options, pgdata, source, exc, timer, result, reservation)
+            elif options.write_recovery_conf:
+                check_not_running(pgdata)
+                standby_configuration(options, pgdata, target, control, result, raised,
+                                      _standby_slot(reservation))
     finally:
         if source is not None:
             source.close()
@@ -197,7 +211,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     return result
 
 
-def _clone_instead(options, pgdata, source, exc, timer, result):
+def _clone_instead(options, pgdata, source, exc, timer, result, reservation=None):
     """A rewind is impossible or dearer (`exc` says why): clone when the operator allows."""
     if isinstance(exc, _CloneIsCheaper):
         reason = str(exc)
@@ -205,7 +219,7 @@ def _clone_instead(options, pgdata, source, exc, timer, result):
         reason = "%s (%s)" % (REWIND_IMPOSSIBLE[exc.code], exc)
     else:
         raise exc
-    run_clone(options, pgdata, source, reason, timer, result)
+    run_clone(options, pgdata, source, reason, timer, result, _standby_slot(reservation))
     result["duration_s"] = timer.durations
 
 
@@ -214,8 +228,12 @@ def _resume_clone(options, pgdata, where, timer):
     TargetDirectory(where, sync=options.sync).check_writer()
     check_not_running(where)
     source = _open_source(options, timer.limit)
+    reservation = wal_reservation(options)
     try:
-        resume_clone(options, pgdata, where, source, timer, result)
+        with released_on_failure(reservation, lambda: False):
+            _reserve_wal(reservation, options, result)
+            resume_clone(options, pgdata, where, source, timer, result,
+                         _standby_slot(reservation))
     finally:
         source.close()
     result["duration_s"] = timer.durations
@@ -295,7 +313,33 @@ def _check_source(source, source_control):
                            code="source_unclean")
 
 
-def _rewind(options, pgdata, target, source, facts, restore, timer, result):
+def _reserve_wal(reservation, options, result) -> None:
+    """Before anything is listed or copied, the slot that keeps the source's WAL (in check
+    mode only the privilege and the name are checked)."""
+    if reservation is None:
+        return
+    if options.check_mode:
+        reservation.check()
+    else:
+        reservation.reserve()
+        result["changed"] = result["changed"] or reservation.created
+    result["slot"] = reservation.summary(options.check_mode)
+
+
+def _standby_slot(reservation):
+    """primary_slot_name for the standby configuration: the slot, when it is kept."""
+    return reservation.name if reservation is not None and reservation.keep else None
+
+
+def _complete(journal) -> bool:
+    """The rewound pg_control is in place (the journal's last step may be left)."""
+    try:
+        return journal.exists() and journal.finished()
+    except (OSError, ValueError):
+        return False
+
+
+def _rewind(options, pgdata, target, source, facts, restore, timer, result, reservation=None):
     with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
         changes = scan_target_changes(pgdata, facts, restore,
                                       workers=min(4, os.cpu_count() or 1),
@@ -336,7 +380,10 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
     timer.limit.check("begin changing the target")
     check_not_running(pgdata)       # a service manager may have started it meanwhile
     journal = Journal(pgdata, sync=options.sync)
-    journal.begin(journal_state(facts), changes.blocks, target.dir_mode)
+    state = journal_state(facts)
+    if reservation is not None:
+        state["wal_slot"] = reservation.journal_entry()
+    journal.begin(state, changes.blocks, target.dir_mode)
     with timer("copy", summary["bytes_to_fetch"]):
         stats = execute_plan(plan, source, target, timer.progress,
                              exact_sizes=isinstance(source, LocalSource))
@@ -344,7 +391,8 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result):
         _sanitize_copied_auto_conf(plan, pgdata, target)
     result["bytes_fetched"] = stats.bytes_fetched
     with timer("finish"):
-        finish(options, pgdata, target, source, facts, journal, result)
+        finish(options, pgdata, target, source, facts, journal, result,
+               standby_slot=_standby_slot(reservation))
 
 
 def _resume(options, pgdata, target, journal, timer, result):
@@ -353,18 +401,22 @@ def _resume(options, pgdata, target, journal, timer, result):
     result.update(changed=True, resumed=True, rewind_required=True, reason="diverged")
     control = target_original = parse_control_file(journal.original_control(),
                                                    "the journal's copy of the target pg_control")
+    state = journal.load()
+    reservation = wal_reservation(options, state.get("wal_slot"))
     if journal.finished():
         if options.check_mode:
             return result
         check_not_running(pgdata)   # the new pg_control is in place: it could have started
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
+        if reservation is not None and reservation.keep:
+            _reserve_wal(reservation, options, result)   # the standby's slot: still there
         raised = raise_settings(options, pgdata, [target_facts(pgdata)], result)
         if options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result, raised)
+            standby_configuration(options, pgdata, target, control, result, raised,
+                                  _standby_slot(reservation))
         result["duration_s"] = timer.durations
         return result
-    state = journal.load()
     target.sync_whole_tree = True   # what the interrupted run wrote may not be on disk
     timer.limit.phase = "facts"
     source = _open_source(options, timer.limit)
@@ -377,6 +429,10 @@ def _resume(options, pgdata, target, journal, timer, result):
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
         result["resumed_from"] = "copy"
+        _reserve_wal(reservation, options, result)
+        if reservation is not None and state.get("wal_slot") != reservation.journal_entry() \
+                and not options.check_mode:
+            journal.update(wal_slot=reservation.journal_entry())
         blocks = journal.load_blocks()
         with timer("plan"):
             source_files = source.list_files()
@@ -400,7 +456,11 @@ def _resume(options, pgdata, target, journal, timer, result):
             _sanitize_copied_auto_conf(plan, pgdata, target)
         result["bytes_fetched"] = stats.bytes_fetched
         with timer("finish"):
-            finish(options, pgdata, target, source, facts, journal, result)
+            finish(options, pgdata, target, source, facts, journal, result,
+                   standby_slot=_standby_slot(reservation))
+    except BaseException as exc:
+        release_after_failed_run(reservation, lambda: _complete(journal), exc)
+        raise
     finally:
         source.close()
     result["duration_s"] = timer.durations

@@ -13,7 +13,11 @@ version_added: 0.1.0
 description:
   - Creates (or drops) a physical replication slot, reserving WAL from the moment it is created,
     so a rewound standby that uses it never misses WAL it still needs.
-  - Used by the role M(pgops.rewind.pg_rewind) when O(name) is set to be created.
+  - Used by the role M(pgops.rewind.pg_rewind) to check, before it stops anything, that the source
+    role may manage slots (check mode), to make sure the standby's slot exists, and to drop the slot
+    that reserved WAL for the rewind once it is no longer needed.
+  - A role without the REPLICATION attribute (nor superuser) is refused, also in check mode
+    (error code C(source_no_replication)).
 options:
   server:
     description: libpq connection string of the new primary (a role with REPLICATION or superuser).

@@ -39,7 +39,8 @@ options:
       - libpq connection string (or URI) of the running source server, normally the new primary.
       - An ordinary, non-replication connection. A non-superuser role works when granted EXECUTE on
         C(pg_ls_dir(text, boolean, boolean)), C(pg_stat_file(text, boolean)),
-        C(pg_read_binary_file(text)) and C(pg_read_binary_file(text, bigint, bigint, boolean)).
+        C(pg_read_binary_file(text)) and C(pg_read_binary_file(text, bigint, bigint, boolean)),
+        and has the REPLICATION attribute for O(reserve_wal).
       - A hot standby of the new primary may be the source too.
       - Exactly one of O(source_server) and O(source_pgdata) is required.
       - For TLS give C(sslmode=verify-full) (or C(verify-ca)) and C(sslrootcert), and for a client
@@ -64,6 +65,7 @@ options:
         C(max_wal_senders), C(max_prepared_transactions), C(max_locks_per_transaction)) lower than
         the new primary's, with which the standby would refuse to start, are raised in
         C(postgresql.auto.conf) (also on PostgreSQL 11); see RV(settings_raised).
+      - With O(keep_slot) (the default here) also C(primary_slot_name), the slot of O(reserve_wal).
     type: bool
     default: false
   primary_conninfo:
@@ -120,6 +122,39 @@ options:
     description: fsync what was written before declaring the rewind done. Turn off only for tests.
     type: bool
     default: true
+  reserve_wal:
+    description:
+      - Before the first byte is copied, create a physical replication slot (O(slot_name)) on the
+        O(source_server), reserving its WAL, so that a busy new primary cannot remove the WAL the
+        rewound node asks for when it starts streaming (C(requested WAL segment ... has already
+        been removed)).
+      - An idle slot of that name that still reserves WAL is reused; one in use by another
+        standby is refused (C(slot_in_use)).
+      - Needs the REPLICATION attribute (or a superuser) for the role of O(source_server);
+        without it the run is refused (C(source_no_replication)) unless this is false.
+      - A run that fails before the rewind is complete drops the slot it created.
+      - Nothing is reserved for a O(source_pgdata) (a stopped server removes no WAL).
+    type: bool
+    default: true
+    version_added: 0.2.0
+  slot_name:
+    description:
+      - Name of the slot O(reserve_wal) creates (lower-case letters, digits, underscores).
+      - Default is C(pgops_rewind_<host name>) (this host's name, lower-cased, other characters
+        as underscores).
+      - A run completing an interrupted rewind uses the slot the interrupted run recorded.
+    type: str
+    version_added: 0.2.0
+  keep_slot:
+    description:
+      - V(true) keeps the slot for the rewound standby to stream through (with
+        O(write_recovery_conf) it is written as C(primary_slot_name)).
+      - V(false) leaves it only until the node streams; then drop it (the role
+        M(pgops.rewind.pg_rewind) does, or M(pgops.rewind.pg_physical_slot) with
+        C(state=absent)). The result says C(slot.drop_after_streaming).
+      - Default is the value of O(write_recovery_conf).
+    type: bool
+    version_added: 0.2.0
   progress_file:
     description:
       - JSON file, on the target host, where the rewind keeps its progress while it runs (phase,
@@ -429,6 +464,16 @@ old_discarded:
   description: The old data directory was deleted (O(clone_discard_old)).
   returned: when the clone fallback ran
   type: bool
+slot:
+  description: The replication slot reserving the source's WAL for the rewound node (O(reserve_wal)).
+  returned: when a slot was reserved (or, in check mode, would be)
+  type: dict
+  contains:
+    name: {description: "Slot name.", type: str}
+    created: {description: "This run created it (in check mode, would create it); false when an idle slot was reused.", type: bool}
+    restart_lsn: {description: "Where its reservation starts (null in check mode for a new slot).", type: str}
+    keep: {description: "It stays for the standby (O(keep_slot)).", type: bool}
+    drop_after_streaming: {description: "Drop it once the node streams.", type: bool}
 resumed:
   description: The run completed a rewind that an earlier run had begun (from its journal).
   returned: when it happened
@@ -495,6 +540,9 @@ def main():
                             default="impossible"),
             clone_discard_old=dict(type="bool", default=False),
             use_wal_summaries=dict(type="str", default="auto", choices=["auto", "never"]),
+            reserve_wal=dict(type="bool", default=True),
+            slot_name=dict(type="str"),
+            keep_slot=dict(type="bool"),
         ),
         required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=[("source_server", "source_pgdata"),

@@ -42,6 +42,21 @@ FAULTS = [
      "`source_tls_required` / `source_tls_weak` / `source_tls_files`; unchanged; with the "
      "right CA the rewind runs and the standby streams over TLS",
      "rewind/test_tls.py::test_rewind_over_verified_tls_refusing_what_does_not_verify"),
+    ("busy new primary keeping little WAL (wal_keep_size 0, max_wal_size 32MB)", "a writer "
+     "updates, switches WAL and checkpoints during the rewind and 5 s after it (11/12/15/18)",
+     "the slot created before the copy keeps the WAL: the node streams through it and its "
+     "data equals the new primary's; without it (reserve_wal: false) the node is refused "
+     "its first segment", "rewind/test_wal_reserved.py::test_busy_new_primary_keeps_the_wal_the_node_needs"),
+    ("run failing after its slot was created", "connection terminated mid-copy (12/15/18); "
+     "a refusal after the plan (`target_not_writable`)", "the slot is dropped; the rerun "
+     "creates it again and completes", "rewind/test_wal_reserved.py::test_failed_run_leaves_no_slot_and_the_rerun_completes"),
+    ("kill -9 after the slot was created", "PGOPS_REWIND_FAULT=kill:N", "the journal records "
+     "the slot; the rerun reuses it (no second slot), the node streams through it",
+     "rewind/test_wal_reserved.py::test_killed_run_is_resumed_with_the_same_slot"),
+    ("source role without REPLICATION; slot name in use", "a role granted only the file "
+     "functions; a standby streaming through a slot of that name", "refused "
+     "`source_no_replication` (the role: before the node is stopped) / `slot_in_use`; "
+     "unchanged; reserve_wal: false works", "rewind/test_wal_reserved.py::test_source_role_without_replication"),
     ("local source file growing while copied", "a process appends to it",
      "error `source_changed` naming the file",
      "rewind/test_scenarios.py::test_growing_source_file_is_refused"),

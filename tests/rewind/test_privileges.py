@@ -1,5 +1,6 @@
 """A non-superuser source role granted just the four file-access functions is enough,
-over several connections at once, on a primary and on a hot standby."""
+over several connections at once, on a primary and on a hot standby (plus REPLICATION
+for the slot that reserves the source's WAL, unless reserve_wal is off)."""
 
 import contextlib
 
@@ -27,7 +28,7 @@ def test_non_superuser_role_over_parallel_connections(bed, collection, major):
     fo = failover(bed, major)
     fo.new_primary.sql(GRANTS)
     result = rewind(fo, source_server=_conninfo(fo.new_primary), parallel=3,
-                    primary_conninfo=fo.new_primary.conninfo())
+                    primary_conninfo=fo.new_primary.conninfo(), reserve_wal=False)
     assert not result["failed"], result.get("msg")
     assert result["bytes_fetched"] > 0
     assert_follows_and_matches(fo)
@@ -46,6 +47,7 @@ def test_missing_grants_are_named(bed, collection):
 def test_non_superuser_on_a_hot_standby_source(bed, collection, major):
     a, b = bed.primary_and_standby(major)
     a.sql(GRANTS)                       # replicated to the standby b
+    a.sql("ALTER ROLE rewind_user REPLICATION")     # the slot on b reserves b's WAL
     seed(a)
     c = bed.adopt(b.create_standby("cascade"))
     a.wait_for_replay(b)
@@ -56,6 +58,7 @@ def test_non_superuser_on_a_hot_standby_source(bed, collection, major):
     fo = Failover(c, b)
     result = rewind(fo, source_server=_conninfo(b), parallel=2, primary_conninfo=b.conninfo())
     assert not result["failed"], result.get("msg")
+    assert result["slot"]["created"]
     assert_follows_and_matches(fo, writer=a)
 
 
