@@ -17,6 +17,7 @@ from typing import Optional
 
 from .commands import RestoreCommand
 from .errors import RewindError
+from .discarded import discarded_report
 from .facts import gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
 from .filemap import COPY, COPY_TAIL, FILE, build_plan, is_excluded
@@ -120,7 +121,8 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     impossible = impossible_code = None
     rewind_bytes = wal_bytes = 0
     counts = {"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
-              "wal_records": 0, "file_events": {}, "changed_blocks_from": None}
+              "wal_records": 0, "file_events": {}, "changed_blocks_from": None,
+              "discarded": None}
     rewind_writes = {}
     facts = None
     try:
@@ -136,7 +138,8 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                           "changed_relation_files": len(changes.blocks.segments()),
                           "wal_bytes": changes.wal_bytes, "wal_records": changes.records,
                           "file_events": dict(changes.file_events),
-                          "changed_blocks_from": changes_source(changes)}
+                          "changed_blocks_from": changes_source(changes),
+                          "discarded": discarded_report(changes, source)}
                 plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
                                   control.fmt.tablespace_dir, facts.keep_wal, (),
                                   facts.wal_copy_rule(source.wal_files_end(facts.source)))

@@ -70,6 +70,12 @@ FROM files LEFT JOIN pg_catalog.pg_tablespace AS spc
 _DIGEST_SQL = ("SELECT path, pg_catalog.encode(pg_catalog.sha256("
                "pg_catalog.pg_read_binary_file(path, 0, size, true)), 'hex') "
                "FROM unnest(%s::text[], %s::int8[]) AS x(path, size)")
+# pg_filenode_relation() takes 0 for the database's default tablespace.
+_NAMES_SQL = ("SELECT x.spc, x.rel, n.nspname, c.relname "
+              "FROM unnest(%s::oid[], %s::oid[], %s::oid[]) AS x(lookup_spc, rel, spc) "
+              "LEFT JOIN pg_catalog.pg_class c "
+              "ON c.oid = pg_catalog.pg_filenode_relation(x.lookup_spc, x.rel) "
+              "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace")
 _FETCH_SQL = ("SELECT path, begin, pg_catalog.pg_read_binary_file(path, begin, len, true) "
               "FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS x(path, begin, len)")
 
@@ -101,9 +107,11 @@ class LibpqSource(Source):
         self.server_version = self.conn.server_version
 
     # --- sessions ---------------------------------------------------------------
-    def _connect(self):
+    def _connect(self, dbname=None):
         self.time_limit.check("connect to the source")
         params = added_settings(self._given, self._connect_timeout, self.time_limit.remaining())
+        if dbname is not None:
+            params["dbname"] = dbname
         try:
             conn = psycopg2.connect(self._conninfo, **params)
         except psycopg2.Error as exc:
@@ -278,6 +286,40 @@ class LibpqSource(Source):
             "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, "
             "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_insert_lsn())")[0]
         return parse_lsn(lsn), int(name[:8], 16)
+
+    # --- names for the discarded-work report ------------------------------------------
+    def catalog_names(self, relations, database_oids) -> tuple:
+        """({(spc, db, rel): (schema, name)}, {db oid: name}): relations the source has
+        under the same relfilenode, looked up in each database's catalog. A database
+        that cannot be reached leaves its relations unnamed; this is a report."""
+        found = {}
+        for oid, name, default_spc, allowed in self.query(
+                "SELECT oid, datname, dattablespace, datallowconn FROM pg_catalog.pg_database",
+                what="list the source's databases"):
+            found[oid] = (name, default_spc, allowed)
+        databases = {oid: found[oid][0] for oid in database_oids if oid in found}
+        names = {}
+        for db in sorted({rel[1] for rel in relations}):
+            if db not in found or not found[db][2]:
+                continue
+            wanted = [r for r in relations if r[1] == db]
+            try:
+                conn = self._connect(found[db][0])
+            except SourceError:
+                continue
+            try:
+                rows = self._run(conn, _NAMES_SQL, (
+                    [0 if spc == found[db][1] else spc for spc, _db, _rel in wanted],
+                    [rel for _spc, _db, rel in wanted], [spc for spc, _db, _rel in wanted]),
+                    "name relations")
+            except SourceError:
+                rows = []
+            finally:
+                conn.close()
+            for spc, rel, schema, name in rows:
+                if name is not None:
+                    names[(spc, db, rel)] = (schema, name)
+        return names, databases
 
     # --- WAL reserved for a clone ------------------------------------------------------
     def reserve_wal_temporarily(self):

@@ -10,6 +10,7 @@ and running it again completes it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from .clone import clone_in_progress, lock_directory, resume_clone, run_clone
 from .commands import RestoreCommand, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
+from .discarded import discarded_report
 from .errors import RefusedError, RewindError
 from .execute import drop_identical_copies, execute_plan
 from .facts import check_compatible, facts_from_journal, gather_facts, journal_state, \
@@ -32,7 +34,7 @@ from .hot_standby import raise_settings
 from .journal import Journal
 from .progress import Progress, default_path
 from .runlock import RunLock
-from .scratch import ScratchDirectory, sweep_dead
+from .scratch import ScratchDirectory, sweep_dead, write_private_file
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -63,6 +65,7 @@ class RewindOptions:
     fallback: str = "fail"                 # or "clone": rebuild when a rewind cannot work
     clone_when: str = "impossible"         # or "cheaper"
     clone_discard_old: bool = False
+    discarded_file: Optional[str] = None   # the discarded-work report, also as JSON here
     reserve_wal: bool = True               # a physical slot on the source (walreserve.py)
     slot_name: Optional[str] = None        # None: walreserve.default_slot_name()
     keep_slot: Optional[bool] = None       # None: as write_recovery_conf
@@ -113,6 +116,10 @@ def _run_locked(options: RewindOptions) -> dict:
         progress.end(failed=True)
         raise
     progress.end()
+    if options.discarded_file and not options.check_mode and result.get("discarded"):
+        write_private_file(options.discarded_file,
+                           json.dumps(result["discarded"], indent=1, sort_keys=True).encode())
+        result["discarded_file"] = options.discarded_file
     if progress.path:
         result["progress_file"] = progress.path
     if progress.moved:
@@ -370,6 +377,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
         "wal_records_scanned": changes.records,
         "changed_blocks": len(changes.blocks),
         "changed_blocks_from": changes_source(changes),
+        "discarded": discarded_report(changes, source),
         "largest": plan.largest(),
         "files_identical": identical,
     })

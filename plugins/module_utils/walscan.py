@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import multiprocessing
 from dataclasses import dataclass, field
+from typing import Optional
 
 from . import faults
 from .blockmap import ChangedBlocks
+from .discarded import COUNTED_RMGRS, DiscardedWork, count_record, counting_reader
 from .errors import MissingWalError, RewindError, WalError
 from .lsn import first_record_position, format_lsn
 from .versions import MajorFormat
@@ -47,6 +49,7 @@ class TargetChanges:
     file_events: dict = field(default_factory=dict)   # kind -> count
     first_prev: int = 0      # prev-link of the first record read (to chain parts of a scan)
     last_lsn: int = 0        # the last record read
+    discarded: Optional[DiscardedWork] = None   # the old primary's work after the fork
 
     @property
     def wal_bytes(self) -> int:
@@ -75,15 +78,17 @@ def find_last_common_checkpoint(reader, divergence_lsn: int, fmt: MajorFormat):
 
 
 def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
-                 limit=None) -> TargetChanges:
+                 limit=None, count_from: Optional[int] = None) -> TargetChanges:
     """Every main-fork block the records from `start` up to `end` touched.
 
     The hot loop of a rewind: block references come from walrecord's fragment
     reader, the one decoder, straight from the record bytes; the rare records that
     change files beyond their blocks are decoded whole. Blocks seen a moment ago are
-    not added again: hot pages are touched by record after record.
+    not added again: hot pages are touched by record after record. With `count_from`
+    (the fork), the same pass counts what the target did from there (discarded.py).
     """
     changes = TargetChanges(ChangedBlocks(relseg_size), start, end)
+    work = changes.discarded = DiscardedWork(count_from) if count_from is not None else None
     add = changes.blocks.add
     events = changes.file_events
     recent = set()
@@ -97,10 +102,12 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
 
     def whole(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
         _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
-                                xid, prev, info, rmid), fmt, add, events)
+                                xid, prev, info, rmid), fmt, add, events, work)
 
-    reader.walk(start, end, fragment_reader(fmt, found, known=recent), limit,
-                whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS))
+    read = fragment_reader(fmt, found, known=recent)
+    if work is not None:
+        read = counting_reader(fmt, read, found, work)
+    reader.walk(start, end, read, limit, whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS))
     last = reader.last_record
     if limit is not None and not reader.reached_limit():
         reason = reader.end_of_wal.reason if reader.end_of_wal else "unknown"
@@ -115,9 +122,13 @@ _FILE_RMGRS = frozenset((RM_SMGR_ID, RM_DBASE_ID, RM_RELMAP_ID))
 RECENT_BLOCKS = 8192     # blocks remembered as just added (a set, cleared when full)
 
 
-def _whole_record(raw, fmt, add, events):
+def _whole_record(raw, fmt, add, events, work=None):
     """The slow path: records that change files beyond their block references."""
     record = decode_record(raw, fmt)
+    if work is not None and record.lsn >= work.from_lsn and record.rmid in COUNTED_RMGRS:
+        first = record.blocks[0] if record.blocks else None
+        count_record(work, record.rmid, record.info, record.xid,
+                     (first.spc, first.db, first.rel) if first else None, record.main_data)
     if record.info & XLR_SPECIAL_REL_UPDATE and modifies_files_unknowably(record, fmt):
         raise WalError(
             "WAL record at %s (resource manager %s, info %02X) changes relation files in a "
@@ -128,13 +139,16 @@ def _whole_record(raw, fmt, add, events):
     event = file_event(record, fmt)
     if event is not None:
         events[event.kind] = events.get(event.kind, 0) + 1
+        if work is not None:
+            work.file_event(event)
     for block in record.blocks:
         if block.fork == MAIN_FORKNUM:
             add(block.spc, block.db, block.rel, block.blkno)
 
 
 def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
-                          relseg_size: int, workers: int) -> TargetChanges:
+                          relseg_size: int, workers: int,
+                          count_from: Optional[int] = None) -> TargetChanges:
     """scan_changes split at segment boundaries over `workers` processes.
 
     Every segment's page headers tell where its first record starts, so each part is
@@ -149,7 +163,7 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
     if len(bounds) < 3:
         reader = open_reader()
         try:
-            return scan_changes(reader, start, end, fmt, relseg_size)
+            return scan_changes(reader, start, end, fmt, relseg_size, count_from=count_from)
         finally:
             reader.close()
     context = multiprocessing.get_context("fork")
@@ -158,7 +172,7 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_scan_part, daemon=True, args=(
             send, open_reader, bounds[index], bounds[index + 1], index == 0,
-            index == len(bounds) - 2, fmt, relseg_size))
+            index == len(bounds) - 2, fmt, relseg_size, count_from))
         process.start()
         send.close()
         channels.append((process, receive))
@@ -175,29 +189,35 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
             cls = {"MissingWalError": MissingWalError}.get(name, WalError)
             raise cls(message, hint=hint or None)
     changes = TargetChanges(ChangedBlocks(relseg_size), start, end)
+    if count_from is not None:
+        changes.discarded = DiscardedWork(count_from)
     previous = None
-    for _ok, blocks, records, events, first_prev, last_lsn in parts:
+    for _ok, blocks, records, events, first_prev, last_lsn, discarded in parts:
         if previous is not None and records and first_prev != previous:
             raise WalError("the target's WAL does not chain across segments: a record after "
                            "%s points back to %s." % (format_lsn(previous),
                                                       format_lsn(first_prev)))
         changes.blocks.merge(ChangedBlocks.from_bytes(blocks))
         changes.records += records
+        if discarded is not None:
+            changes.discarded.merge(discarded)
         for kind, number in events.items():
             changes.file_events[kind] = changes.file_events.get(kind, 0) + number
         previous = last_lsn or previous
     return changes
 
 
-def _scan_part(channel, open_reader, part_start, part_end, first, last, fmt, relseg_size):
+def _scan_part(channel, open_reader, part_start, part_end, first, last, fmt, relseg_size,
+               count_from=None):
     faults.moment("wal scan part")
     try:
         reader = open_reader()
         start = part_start if first else reader.first_record_from(part_start)
         part = scan_changes(reader, start, part_end if last else None, fmt, relseg_size,
-                            limit=None if last else part_end)
+                            limit=None if last else part_end, count_from=count_from)
         channel.send(("ok", part.blocks.to_bytes(), part.records, part.file_events,
-                      part.first_prev, part.last_lsn))
+                      part.first_prev, part.last_lsn,
+                      part.discarded.state() if part.discarded is not None else None))
     except RewindError as exc:
         channel.send(("error", type(exc).__name__, exc.message, exc.hint))
     finally:

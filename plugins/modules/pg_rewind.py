@@ -235,6 +235,12 @@ options:
     choices: [auto, never]
     default: auto
     version_added: 0.2.0
+  discarded_file:
+    description:
+      - Also write RV(discarded) as JSON to this file on the target host (mode 0600, replaced
+        atomically). Not written in check mode.
+    type: path
+    version_added: 0.2.0
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
@@ -496,6 +502,19 @@ rewind_in_progress:
     user: {description: "The OS user it runs as.", type: str}
     started: {description: "When its process started (UTC).", type: str}
     command: {description: "Its program (arguments left out).", type: str}
+discarded:
+  description:
+    - What the old primary did after the fork that the rewind throws away, counted from the same WAL
+      the rewind reads (null when the changed blocks came from WAL summaries and the WAL was not read).
+    - C(transactions) has C(committed), C(aborted), C(prepared), C(xid_min), C(xid_max),
+      C(first_commit) and C(last_commit) (ISO 8601, UTC).
+    - C(relations) has one entry per relation touched, C(database), C(schema), C(name) (from the
+      source's catalog when it has the relation under the same relfilenode, else null),
+      C(relfilenode) (C(spcoid/dboid/relnumber)), C(inserted), C(updated) (HOT included), C(deleted)
+      tuples of committed or prepared transactions, and C(created), C(truncated), C(dropped).
+    - C(databases) has C(created) and C(dropped) (names where the source knows them, else oids).
+  returned: when a rewind is (or would be) done
+  type: dict
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
@@ -539,6 +558,7 @@ def main():
             clone_when=dict(type="str", choices=["impossible", "cheaper", "always"],
                             default="impossible"),
             clone_discard_old=dict(type="bool", default=False),
+            discarded_file=dict(type="path"),
             use_wal_summaries=dict(type="str", default="auto", choices=["auto", "never"]),
             reserve_wal=dict(type="bool", default=True),
             slot_name=dict(type="str"),

@@ -338,6 +338,12 @@ rewind_in_progress:
     user: {description: "The OS user it runs as.", type: str}
     started: {description: "When its process started (UTC).", type: str}
     command: {description: "Its program (arguments left out).", type: str}
+discarded:
+  description:
+    - What the target did after the fork that a rewind would throw away (transactions, tuples per
+      relation, files and databases created or dropped), as M(pgops.rewind.pg_rewind) returns it.
+  returned: when a source is given and a rewind is needed
+  type: dict
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
