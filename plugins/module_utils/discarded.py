@@ -18,7 +18,7 @@ import struct
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from .walrecord import RM_XACT_ID, XLOG_XACT_OPMASK, fragment_reader
+from .walrecord import BKPBLOCK_FORK_MASK, RM_XACT_ID, XLOG_XACT_OPMASK, fragment_reader
 
 # Resource managers counted (rmgrlist.h) and their opcodes (heapam_xlog.h, xact.h).
 RM_HEAP2_ID = 9
@@ -176,26 +176,42 @@ def _add(totals: dict, counts: dict) -> None:
             total[index] += values[index]
 
 
-def counting_reader(fmt, read, found, work: DiscardedWork):
+def counting_reader(fmt, read, found, work: DiscardedWork, known=None):
     """The scan's fragment reader `read`, also counting the records after the fork that
     change tuples or finish transactions. Those are read by a second reader of the one
-    decoder that reports every block (the scan's skips blocks it saw a moment ago), so
-    each record is still decoded once."""
+    decoder that reports every block, so that the first one's relation is known (the
+    scan's reader skips blocks in `known`, seen a moment ago); each record is still
+    decoded once. Hot path: heap records are counted inline."""
     first = []
+    seen = known if known is not None else ()
 
     def on_block(fork_flags, spc, db, rel, blkno, block_id, data_len, image):
         if not first:
             first.append((spc, db, rel))
-        found(fork_flags, spc, db, rel, blkno, block_id, data_len, image)
+        if fork_flags & BKPBLOCK_FORK_MASK or (rel, blkno, db, spc) not in seen:
+            found(fork_flags, spc, db, rel, blkno, block_id, data_len, image)
 
     every_block = fragment_reader(fmt, on_block)
     from_lsn = work.from_lsn
+    tuple_ops, pending = _TUPLE_OPS, work.pending
 
     def counting(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
         if lsn < from_lsn or rmid not in COUNTED_RMGRS:
             return read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
         del first[:]
         main_len = every_block(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
+        if rmid == RM_HEAP_ID:
+            kind = tuple_ops.get(info & HEAP_OPMASK)
+            if kind is not None and first:
+                per_xact = pending.get(xid)
+                if per_xact is None:
+                    work.tuple_change(xid, first[0], kind)
+                else:
+                    counts = per_xact.get(first[0])
+                    if counts is None:
+                        counts = per_xact[first[0]] = [0, 0, 0]
+                    counts[kind] += 1
+            return main_len
         count_record(work, rmid, info, xid, first[0] if first else None,
                      bytes(buf[off + tot_len - main_len:off + tot_len]) if main_len else b"")
         return main_len

@@ -106,7 +106,7 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
 
     read = fragment_reader(fmt, found, known=recent)
     if work is not None:
-        read = counting_reader(fmt, read, found, work)
+        read = counting_reader(fmt, read, found, work, known=recent)
     reader.walk(start, end, read, limit, whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS))
     last = reader.last_record
     if limit is not None and not reader.reached_limit():
