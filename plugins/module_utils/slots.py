@@ -43,14 +43,17 @@ def check_slot_name(name: str) -> None:
                            "and underscores, at most 63)." % name, code="bad_parameters")
 
 
-def connect(conninfo: str):
-    """An autocommit session on the server the slot lives on (errors without secrets)."""
+def connect(conninfo: str, connect_timeout: int = 30, statement_timeout: int = 0):
+    """An autocommit session on the server the slot lives on (errors without secrets);
+    statement_timeout in seconds (0: the server's)."""
     if not HAS_PSYCOPG2:
         raise SourceError("psycopg2 is needed to manage replication slots.",
                           code="missing_psycopg2")
+    extra = {"options": "-c statement_timeout=%ds" % statement_timeout} \
+        if statement_timeout else {}
     try:
-        conn = psycopg2.connect(conninfo, connect_timeout=30,
-                                fallback_application_name="pgops_rewind")
+        conn = psycopg2.connect(conninfo, connect_timeout=connect_timeout,
+                                fallback_application_name="pgops_rewind", **extra)
     except psycopg2.Error as exc:
         raise SourceError("cannot connect to the new primary: %s" % scrub(exc, conninfo),
                           code="source_unreachable") from None

@@ -42,9 +42,14 @@ def default_slot_name(host: Optional[str] = None) -> str:
 class WalReservation:
     """The physical slot a rewind keeps on its source."""
 
-    def __init__(self, conninfo: str, name: str, keep: bool, owned: bool = False):
+    # A run that failed (perhaps because the source hangs) does not wait long to drop it.
+    QUICK_SECONDS = 5
+
+    def __init__(self, conninfo: str, name: str, keep: bool, owned: bool = False,
+                 connect_timeout: int = 30):
         check_slot_name(name)
         self.conninfo = conninfo
+        self.connect_timeout = connect_timeout or 30
         self.name = name
         self.keep = keep
         self.owned = owned        # created by this rewind (this run or one it resumes)
@@ -52,8 +57,12 @@ class WalReservation:
         self.exists = False
         self.restart_lsn = None
 
-    def _session(self, what, work):
-        conn = connect(self.conninfo)
+    def _session(self, what, work, quick: bool = False):
+        if quick:
+            conn = connect(self.conninfo, min(self.connect_timeout, self.QUICK_SECONDS),
+                           self.QUICK_SECONDS)
+        else:
+            conn = connect(self.conninfo, self.connect_timeout)
         try:
             with conn.cursor() as cur:
                 return work(cur)
@@ -112,19 +121,19 @@ class WalReservation:
             self.exists = True
         self._session("create", work)
 
-    def release(self) -> None:
+    def release(self, quick: bool = False) -> None:
         def work(cur):
             if slot_state(cur, self.name) is not None:
                 drop_slot(cur, self.name)
             self.exists = False
-        self._session("drop", work)
+        self._session("drop", work, quick)
 
     def release_after_failure(self) -> Optional[str]:
         """Drop the slot if this rewind created it; the reason when that failed too."""
         if not self.owned:
             return None
         try:
-            self.release()
+            self.release(quick=True)
         except RewindError as exc:
             return exc.message
         return None
@@ -150,10 +159,12 @@ def wal_reservation(options, journal_entry: Optional[dict] = None) -> Optional[W
     keep = options.write_recovery_conf if options.keep_slot is None else options.keep_slot
     if journal_entry:
         return WalReservation(options.source_server, journal_entry["name"], keep,
-                              owned=journal_entry.get("owned", False))
+                              owned=journal_entry.get("owned", False),
+                              connect_timeout=options.connect_timeout)
     if not options.reserve_wal:
         return None
-    return WalReservation(options.source_server, options.slot_name or default_slot_name(), keep)
+    return WalReservation(options.source_server, options.slot_name or default_slot_name(), keep,
+                          connect_timeout=options.connect_timeout)
 
 
 def release_after_failed_run(reservation: Optional[WalReservation], completed, exc) -> None:

@@ -12,7 +12,10 @@ from support.engine import run_cli
 from support.rewound import assert_follows_and_matches
 from support.scenarios import Failover, diverge_old_primary, failover, seed
 
-PAUSE_AT = 30      # a change early in the copy, while most of it is still to come
+# The first block of data written: the copy is under way (the fetch connections are open,
+# batches in flight) and most of it is still to come. (A step number would move with
+# every change that adds steps before the copy.)
+PAUSE_AT = "write "
 
 
 def _paused_rewind(bed, fo, source, **extra):
@@ -21,7 +24,7 @@ def _paused_rewind(bed, fo, source, **extra):
     marker = bed.home / "paused"
     params = {"target_pgdata": str(fo.old_primary.datadir), "source_server": source.conninfo(),
               "write_recovery_conf": True, "sync": False, **extra}
-    proc = run_cli("rewind", params, fault="pause:%d:%s" % (PAUSE_AT, marker), background=True)
+    proc = run_cli("rewind", params, fault="pause@%s:%s" % (PAUSE_AT, marker), background=True)
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert proc.poll() is None, proc.stderr.read()
