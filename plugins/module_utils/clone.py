@@ -47,6 +47,7 @@ JOURNAL_FILE = "clone.json"
 KEPT_DIR = "kept"                  # the target's own configuration files, in the journal
 BACKUP_LABEL_TEXT = "pgops.rewind clone"
 
+
 @dataclass
 class CloneState:
     """What a clone must remember to be completed by a later run (the journal)."""

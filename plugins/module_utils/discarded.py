@@ -113,7 +113,7 @@ class DiscardedWork:
 
     # --- parts of a parallel scan ----------------------------------------------------
     def state(self) -> dict:
-        return {k: v for k, v in vars(self).items()}
+        return dict(vars(self))
 
     def merge(self, other: dict) -> None:
         """Add the counters of the scan part that follows this one."""

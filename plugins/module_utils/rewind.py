@@ -170,6 +170,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
                 result["duration_s"] = timer.durations
                 return result
             restore = _restore_command(options, control, pgdata, restore_dir)
+            impossible = None
             try:
                 facts = gather_facts(pgdata, control, source, restore)
             except RewindError as exc:

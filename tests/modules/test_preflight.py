@@ -89,7 +89,7 @@ def test_clone_when_cheaper(bed, collection):
     it all costs more than copying everything."""
     fo = failover(bed, 16, stop_mode=None)
     old = fo.old_primary
-    for _ in range(3):
+    for _round in range(3):
         old.sql("CREATE TABLE churn AS SELECT repeat('x', 2000) AS pad "
                 "FROM generate_series(1, 40000)")
         old.sql("DROP TABLE churn")

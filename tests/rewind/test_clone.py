@@ -110,7 +110,7 @@ def test_tablespaces_keep_their_locations_and_old_contents(bed, collection):
     standby.sql("CREATE TABLESPACE ts_new LOCATION ''")                  # in place
     standby.sql("CREATE TABLE t_new TABLESPACE ts_new AS SELECT generate_series(1, 100) AS id")
     primary.stop()
-    version_dirs = [p for p in location.iterdir()]
+    version_dirs = list(location.iterdir())
     assert len(version_dirs) == 1
     old_files = sorted(str(p.relative_to(version_dirs[0])) for p in version_dirs[0].rglob("*"))
 

@@ -71,7 +71,7 @@ def test_three_clusters_of_different_majors_in_one_run(bed, collection):
     assert "3 of 3 old primaries rejoined" in result["stdout"]
 
     nodes = {n["host"]: n for n in json.loads(summary_file.read_text())["nodes"]}
-    assert sorted(nodes) == sorted(old.name for old, _ in pairs)
+    assert sorted(nodes) == sorted(old.name for old, _new in pairs)
     for old, new in pairs:
         entry = nodes[old.name]
         assert entry["new_primary"] == new.name
