@@ -45,9 +45,10 @@ def test_no_hint_protection_is_cloned(bed, collection, major):
     assert_follows_and_matches(fo)
 
 
-def test_recycled_wal_is_cloned(bed, collection):
+@pytest.mark.parametrize("major", [11, 15, 18])
+def test_recycled_wal_is_cloned(bed, collection, major):
     """The target's WAL at the last common checkpoint was recycled and archived nowhere."""
-    fo = failover(bed, 15)
+    fo = failover(bed, major)
     dry = rewind(fo, check=True)
     hi, lo = (int(x, 16) for x in dry["last_common_checkpoint"]["lsn"].split("/"))
     lcc_segment = (hi << 32 | lo) // (16 << 20)
