@@ -84,7 +84,7 @@ def test_killed_clone_is_completed_by_the_next_run(bed, collection, kill_at):
             assert fo.old_primary.scalar("SELECT pg_is_in_recovery()") is True
             fo.old_primary.stop(mode="immediate")
     fo.new_primary.wait_until(lambda: fo.new_primary.scalar(
-        "SELECT count(*) FROM pg_replication_slots") == 0,
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pgops_clone_%'") == 0,
         what="the killed run's temporary slot gone with its session", timeout=60)
     done = run_cli("rewind", params)
     assert done["_rc"] == 0, done

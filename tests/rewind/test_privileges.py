@@ -84,7 +84,7 @@ def test_documented_grants_without_md5(bed, collection, major):
     fo.new_primary.sql(GRANTS + NO_MD5)
     _refused_to(fo.new_primary, "SELECT md5('x'::bytea)")
     result = rewind(fo, source_server=_conninfo(fo.new_primary),
-                    primary_conninfo=fo.new_primary.conninfo())
+                    primary_conninfo=fo.new_primary.conninfo(), reserve_wal=False)
     assert not result["failed"], result.get("msg")
     assert "could not checksum" not in _warnings(result)
     assert result["files_identical"] > 0, "the identical-file check ran and found some"
@@ -97,7 +97,7 @@ def test_refused_digest_means_copying_not_failing(bed, collection, major):
     fo.new_primary.sql(GRANTS + NO_MD5 + NO_SHA256)
     _refused_to(fo.new_primary, "SELECT sha256('x'::bytea)")
     result = rewind(fo, source_server=_conninfo(fo.new_primary),
-                    primary_conninfo=fo.new_primary.conninfo())
+                    primary_conninfo=fo.new_primary.conninfo(), reserve_wal=False)
     assert not result["failed"], result.get("msg")
     assert result["files_identical"] == 0
     warnings = _warnings(result)
