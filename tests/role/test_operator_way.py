@@ -4,6 +4,7 @@ data directory's owner; the collection installed from its tarball; the passwords
 Ansible Vault file, with quotes, backslashes and spaces in them. The new primary accepts
 only password logins (scram) from the rewind and replication roles."""
 
+import os
 import subprocess
 
 import pytest
@@ -12,6 +13,8 @@ from support.ansible import ansible_env
 from support.compare import compare
 from support.env import TEST_PASSWORD, VENV_PYTHON
 from support.scenarios import failover
+
+from ansible_collections.pgops.rewind.plugins.module_utils.progress import default_path
 
 # Contains the suite's secret marker, so any leak of it is caught by the secret check.
 HOSTILE_PASSWORD = TEST_PASSWORD + " it's a \\back\\slash = 'x' é"
@@ -60,8 +63,17 @@ def test_root_runs_the_shipped_playbook_with_vaulted_passwords(bed, collection, 
            "-e", "pg_rewind_source_user=rewind", "-e", "pg_rewind_local_host=127.0.0.1",
            "-e", "rejoin_fleet_summary_file=%s" % (home / "fleet.json"),
            "-e", "pg_rewind_wait_timeout=120"]
-    proc = subprocess.run(cmd, env=ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}),
-                          capture_output=True, text=True, cwd="/tmp", timeout=1200, check=False)
+    # sudo resets the environment (the suite's TMPDIR with it): the module keeps its
+    # progress file where it does on a real host, in /tmp; it is this test's to remove.
+    progress_in_tmp = os.path.join("/tmp", os.path.basename(default_path(str(old.datadir))))
+    try:
+        proc = subprocess.run(cmd, env=ansible_env({"ANSIBLE_STDOUT_CALLBACK":
+                                                    "ansible.builtin.default"}),
+                              capture_output=True, text=True, cwd="/tmp", timeout=1200,
+                              check=False)
+    finally:
+        if become_method == "sudo" and os.path.exists(progress_in_tmp):
+            os.unlink(progress_in_tmp)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     assert TEST_PASSWORD not in output
