@@ -31,6 +31,7 @@ from typing import Optional
 from . import faults
 from .assessment import free_space, space_needed, writes_per_filesystem
 from .controlfile import CONTROL_PATH
+from .durability import fsync_path
 from .errors import RefusedError, SourceError
 from .execute import drop_identical_copies, execute_plan
 from .filemap import COPY, CREATE, DIRECTORY, FILE, STATE_DIR, SYMLINK, FileAction, Plan, \
@@ -38,6 +39,7 @@ from .filemap import COPY, CREATE, DIRECTORY, FILE, STATE_DIR, SYMLINK, FileActi
 from .finish import standby_configuration
 from .hot_standby import raise_settings
 from .libpq_source import LibpqSource
+from .lsn import parse_lsn
 from .runlock import RunLock
 from .target import BACKUP_LABEL, TargetDirectory
 
@@ -240,7 +242,7 @@ class Clone:
             self.progress.phase("copy", plan.fetch_bytes)
         stats = execute_plan(plan, self.source, target, self.progress)
         (stop_lsn, label, spcmap), = self.source.query(stop_sql, what="stop the base backup")
-        stop = _lsn(stop_lsn)
+        stop = parse_lsn(stop_lsn)
         segments = wal_segments_between(label, stop, self.seg_size)
         fetched = self._fetch_wal(target, segments, source_files)
         for rel in state.kept_files:
@@ -294,19 +296,9 @@ def _relocated_map(spcmap: str, links: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _lsn(text: str) -> int:
-    high, low = text.split("/")
-    return int(high, 16) << 32 | int(low, 16)
-
-
 def _sync_dir(path: str, sync: bool) -> None:
-    if not sync:
-        return
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    if sync:
+        fsync_path(path, directory=True)
 
 
 def _sync_tree_top(path: str, sync: bool) -> None:

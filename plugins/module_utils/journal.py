@@ -20,6 +20,7 @@ import os
 from . import faults
 from .blockmap import ChangedBlocks
 from .controlfile import CONTROL_PATH
+from .durability import fsync_path
 from .filemap import STATE_DIR
 
 STATE_FILE = "state.json"
@@ -69,13 +70,8 @@ class Journal:
         os.replace(temp, path)
 
     def _sync_dir(self, path: str) -> None:
-        if not self.sync:
-            return
-        handle = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
+        if self.sync:
+            fsync_path(path, directory=True)
 
     def begin(self, state: dict, blocks: ChangedBlocks, dir_mode: int) -> None:
         """Make the journal durable, then take pg_control out of place: from here on
