@@ -94,7 +94,12 @@ def _put(target_queue, item, stop) -> bool:
 
 class BinaryRows:
     """A file-like sink for COPY ... TO STDOUT (FORMAT binary) of (text, int8, bytea)
-    rows, parsed as the data arrives."""
+    rows, parsed as the data arrives.
+
+    psycopg2 hands over one CopyData message (one row, usually) per write(), as a bytes
+    object of its own: rows wholly inside it are kept as views of it, not copied (a
+    whole-file copy moves gigabytes through here); only a row split across messages is
+    gathered in a buffer."""
 
     _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
@@ -104,35 +109,46 @@ class BinaryRows:
         self._header_done = False
 
     def write(self, data):
-        self._buffer += data
-        self._parse()
+        if self._buffer or not isinstance(data, bytes):
+            self._buffer += data
+            del self._buffer[:self._parse(self._buffer, copy=True)]
+        else:
+            used = self._parse(data, copy=False)
+            if used < len(data):
+                self._buffer += memoryview(data)[used:]
         return len(data)
 
-    def _parse(self):
-        buf = self._buffer
+    def _parse(self, buf, copy):
+        """Rows complete in buf are added; returns how many bytes they (and the header)
+        took. copy: buf will change, so values are copied out of it."""
         position = 0
         if not self._header_done:
             if len(buf) < 19:
-                return
+                return 0
             if bytes(buf[:11]) != self._SIGNATURE:
                 raise SourceError("the source sent an unexpected COPY stream.",
                                   code="source_protocol")
             position = 19 + struct.unpack_from(">i", buf, 15)[0]
             self._header_done = True
-        while len(buf) - position >= 2:
-            fields = struct.unpack_from(">h", buf, position)[0]
-            if fields == -1:
-                position += 2
-                break
-            row, used = self._row(buf, position + 2, fields)
-            if row is None:
-                break
-            self.rows.append(row)
-            position = used
-        del buf[:position]
+        view = memoryview(buf)
+        try:
+            while len(buf) - position >= 2:
+                fields = struct.unpack_from(">h", buf, position)[0]
+                if fields == -1:
+                    position += 2
+                    break
+                row, used = self._row(buf, view, position + 2, fields, copy)
+                if row is None:
+                    break
+                self.rows.append(row)
+                position = used
+        finally:
+            if copy:
+                view.release()      # so the buffer may be cut
+        return position
 
     @staticmethod
-    def _row(buf, position, fields):
+    def _row(buf, view, position, fields, copy):
         values = []
         for _unused in range(fields):
             if len(buf) - position < 4:
@@ -144,8 +160,9 @@ class BinaryRows:
                 continue
             if len(buf) - position < length:
                 return None, position
-            values.append(bytes(buf[position:position + length]))
+            piece = view[position:position + length]
+            values.append(bytes(piece) if copy else piece)
             position += length
         path, begin, chunk = values
-        return (path.decode("utf-8", "surrogateescape"), struct.unpack(">q", begin)[0],
-                chunk), position
+        return (bytes(path).decode("utf-8", "surrogateescape"),
+                struct.unpack(">q", begin)[0], chunk), position

@@ -74,21 +74,41 @@ def file_digest(path: str):
     return digest.hexdigest()
 
 
-def drop_identical_copies(plan: Plan, source, target_root: str, warn=None) -> tuple:
-    """Whole-file copies of files the target already has byte for byte are dropped:
-    the source checksums its copy (SHA-256, only 64 hex digits travel), the target's is
-    checksummed here. Only an optimisation: when either side cannot checksum (a role
-    without EXECUTE on sha256, a FIPS host), everything is copied and `warn` is told.
+def whole_file_candidates(plan: Plan) -> list:
+    """Whole-file copies the target may already hold byte for byte (same size, not huge)."""
+    return [a for a in plan.actions if a.action == COPY and a.target_size == a.source_size
+            and 0 < a.source_size <= DIGEST_MAX_SIZE]
+
+
+def identical_files(candidates, source, target_root: str) -> set:
+    """The candidates' paths whose copies are the same on both sides: the source
+    checksums its copy (SHA-256, only 64 hex digits travel), the target's is checksummed
+    here. DigestUnavailable when either side cannot."""
+    if not candidates:
+        return set()
+    theirs = source.digests([(a.path, a.source_size) for a in candidates])
+    return {a.path for a in candidates
+            if theirs.get(a.path) and
+            theirs[a.path] == file_digest(os.path.join(target_root, a.path))}
+
+
+def drop_identical_copies(plan: Plan, source, target_root: str, warn=None,
+                          survey=None) -> tuple:
+    """Whole-file copies of files the target already has byte for byte are dropped.
+    Only an optimisation: when either side cannot checksum (a role without EXECUTE on
+    sha256, a FIPS host), everything is copied and `warn` is told. `survey`
+    (survey.Survey) holds the comparisons made while the WAL scan ran.
     Returns (plan, files skipped, bytes not copied)."""
-    candidates = [a for a in plan.actions if a.action == COPY and a.target_size == a.source_size
-                  and 0 < a.source_size <= DIGEST_MAX_SIZE]
+    candidates = whole_file_candidates(plan)
     if not candidates:
         return plan, 0, 0
     try:
-        theirs = source.digests([(a.path, a.source_size) for a in candidates])
-        same = {a.path for a in candidates
-                if theirs.get(a.path) and
-                theirs[a.path] == file_digest(os.path.join(target_root, a.path))}
+        if survey is not None and survey.digest_problem:
+            raise DigestUnavailable(survey.digest_problem)
+        same = set(survey.identical) if survey is not None else set()
+        unchecked = [a for a in candidates if survey is None or a.path not in survey.checked]
+        same = (same & {a.path for a in candidates}) | \
+            identical_files(unchecked, source, target_root)
     except DigestUnavailable as exc:
         if warn is not None:
             warn("could not checksum files to skip identical ones (%s); all %d candidate "

@@ -37,6 +37,7 @@ from .runlock import RunLock
 from .scratch import ScratchDirectory, sweep_dead, write_private_file
 from .source import LocalSource, list_datadir, open_source
 from .standby import without_recovery_settings
+from .survey import SurveyInBackground
 from .target import TargetDirectory, check_not_running, is_pending_rewind
 from .timeouts import TimeLimit
 from .walsummary import changes_source
@@ -56,7 +57,7 @@ class RewindOptions:
     config_file: Optional[str] = None
     restore_command: Optional[str] = None
     restore_target_wal: bool = False
-    parallel: int = 2
+    parallel: int = 0                      # connections to the source; 0: from the CPUs
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
     timeout: int = 0                       # seconds for the whole run; 0: unbounded
@@ -348,19 +349,25 @@ def _complete(journal) -> bool:
 
 
 def _rewind(options, pgdata, target, source, facts, restore, timer, result, reservation=None):
-    with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
-        changes = scan_target_changes(pgdata, facts, restore,
-                                      workers=min(4, os.cpu_count() or 1),
-                                      progress=timer.progress,
-                                      use_summaries=options.use_wal_summaries == "auto")
-    with timer("plan"):
-        keep_files = tuple(options.keep_files)
-        source_files = source.list_files()
-        plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
-                          facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
-                          facts.wal_copy_rule(source.wal_files_end(facts.source)))
-        plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
-                                                         _warner(result))
+    keep_files = tuple(options.keep_files)
+    survey = SurveyInBackground(source, pgdata, facts, keep_files)   # while the scan runs
+    try:
+        with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
+            changes = scan_target_changes(pgdata, facts, restore,
+                                          workers=min(4, os.cpu_count() or 1),
+                                          progress=timer.progress,
+                                          use_summaries=options.use_wal_summaries == "auto")
+        with timer("plan"):
+            listed = survey.result()
+            source_files = listed.source_files
+            plan = build_plan(source_files, listed.target_files, changes.blocks,
+                              facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
+                              facts.wal_copy_rule(listed.source_wal_end))
+            plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
+                                                             _warner(result), listed)
+    except BaseException:
+        survey.wait(5)              # a request in flight, before the connection closes
+        raise
     if options.fallback == "clone" and options.clone_when != "impossible":
         clone_bytes = sum(e.size for p, e in source_files.items()
                           if e.kind == FILE and not is_excluded(p))
@@ -381,6 +388,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
         "discarded": discarded_report(changes, source),
         "largest": plan.largest(),
         "files_identical": identical,
+        "fetch_connections": getattr(source, "parallel", 1),
     })
     target.preflight(plan.actions)
     if options.check_mode:

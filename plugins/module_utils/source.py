@@ -68,7 +68,7 @@ class Source:
     def read_range(self, path: str, offset: int, length: int) -> Optional[bytes]:
         """Up to `length` bytes of a file from `offset` (None when the file is missing)."""
         for _path, _offset, data in list(self.fetch([(path, offset, length)])):
-            return None if data is None else data[:length]
+            return None if data is None else bytes(data[:length])
         return None
 
     def digests(self, files) -> dict:
@@ -153,13 +153,26 @@ class LocalSource(Source):
                 handle.close()
 
 
+MAX_AUTO_CONNECTIONS = 4
+
+
+def fetch_connections(asked: int) -> int:
+    """Connections to fetch over: as asked, or (0) one per CPU of this host, 2 to 4.
+    This host writes what they bring; the source's CPU count cannot be read over an
+    ordinary connection, and a handful of sessions is little for a primary."""
+    if asked > 0:
+        return asked
+    return max(2, min(MAX_AUTO_CONNECTIONS, os.cpu_count() or 2))
+
+
 def open_source(source_server: Optional[str] = None, source_pgdata: Optional[str] = None,
                 parallel: int = 1, **libpq_options):
     """The Source for a module's parameters (exactly one of them is set); libpq_options
     (connect_timeout, source_timeout, time_limit) go to a LibpqSource."""
     if source_server:
         from .libpq_source import LibpqSource
-        return LibpqSource(source_server, parallel=parallel, **libpq_options)
+        return LibpqSource(source_server, parallel=fetch_connections(parallel),
+                           **libpq_options)
     if source_pgdata:
         if not os.path.isdir(source_pgdata):
             raise SourceError("source_pgdata %s is not a directory." % source_pgdata,

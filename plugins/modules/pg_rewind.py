@@ -115,9 +115,10 @@ options:
   parallel:
     description:
       - Number of connections used to fetch from a O(source_server) at once.
+      - C(0) chooses one per CPU of the target host, at least 2 and at most 4.
       - The WAL scan uses up to as many processes as the host has CPUs (at most 4).
     type: int
-    default: 2
+    default: 0
   sync:
     description: fsync what was written before declaring the rewind done. Turn off only for tests.
     type: bool
@@ -452,6 +453,11 @@ files_identical:
   description: Whole files the target already had byte for byte (checksummed), so not copied.
   returned: when a rewind is (or would be) done
   type: int
+fetch_connections:
+  description: Connections the copy fetched over (see O(parallel)); 1 for a O(source_pgdata).
+  returned: when a rewind is (or would be) done
+  type: int
+  version_added: 0.2.0
 path:
   description: V(clone) when the target was (or would be) rebuilt by the clone fallback.
   returned: when the clone fallback ran
@@ -548,7 +554,7 @@ def main():
             config_file=dict(type="path"),
             restore_command=dict(type="str", no_log=True),
             restore_target_wal=dict(type="bool", default=False),
-            parallel=dict(type="int", default=2),
+            parallel=dict(type="int", default=0),
             sync=dict(type="bool", default=True),
             progress_file=dict(type="str"),
             timeout=dict(type="int", default=0),
@@ -571,8 +577,9 @@ def main():
     )
     params = module.params
     protect_secrets(module, params["source_server"], params["primary_conninfo"])
-    if params["parallel"] < 1:
-        module.fail_json(msg="parallel must be at least 1.", error_code="bad_parameters")
+    if params["parallel"] < 0:
+        module.fail_json(msg="parallel must not be negative (0: one connection per CPU, "
+                             "2 to 4).", error_code="bad_parameters")
     for name in ("timeout", "connect_timeout", "source_timeout"):
         if params[name] < 0:
             module.fail_json(msg="%s must not be negative." % name, error_code="bad_parameters")

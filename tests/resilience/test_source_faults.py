@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from support.digest import datadir_digest, differences
 from support.engine import run_cli
 from support.rewound import assert_follows_and_matches
 from support.scenarios import Failover, diverge_old_primary, failover, seed
@@ -96,3 +97,46 @@ def test_source_promoted_again_mid_rewind(bed, collection):
     assert rc == 1 and result["error_code"] == "source_timeline_changed", result
     _cannot_start_as_primary(primary)
     _complete(fo, params)
+
+
+def test_source_lost_while_the_scan_runs(bed, collection):
+    """The plan's listings and checksums are taken while the WAL scan runs (survey.py):
+    the source failing under them is a refusal that leaves the target as it was. The
+    next run, held at the start of its scan, has already checksummed the source's
+    files meanwhile, and completes."""
+    fo = failover(bed, 15)
+    before = datadir_digest(fo.old_primary.datadir)
+    os.chmod(bed.home, 0o777)
+    marker, progress = bed.home / "paused", bed.home / "progress.json"
+    params = {"target_pgdata": str(fo.old_primary.datadir),
+              "source_server": fo.new_primary.conninfo(), "write_recovery_conf": True,
+              "sync": False, "progress_file": str(progress)}
+    proc = run_cli("rewind", params, fault="pause@survey:%s" % marker, background=True)
+    _wait_for(proc, lambda: marker.exists() and progress.exists()
+              and json.loads(progress.read_text())["phase"] == "plan",
+              "the scan did not end while the survey waited")
+    assert fo.new_primary.scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'pgops_rewind'") >= 1
+    rc, result = _finish_run(proc, marker)
+    assert rc == 1 and result["error_code"] == "source_changed", result
+    assert "list the source's files" in result["msg"], result["msg"]
+    assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+
+    proc = run_cli("rewind", params, fault="pause@phase wal_scan:%s" % marker,
+                   background=True)
+    _wait_for(proc, lambda: marker.exists() and fo.new_primary.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgops_rewind' "
+        "AND state = 'idle' AND query LIKE '%%sha256%%'") == 1,
+        "the source's files were not checksummed while the scan was held")
+    rc, result = _finish_run(proc, marker)
+    assert rc == 0 and not result.get("resumed") and result["files_identical"] > 0, result
+    assert_follows_and_matches(fo)
+
+
+def _wait_for(proc, condition, failure):
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.05)

@@ -5,6 +5,8 @@ must, a second run finds nothing to do and changes nothing, and the node then
 streams from the new primary holding exactly its data.
 """
 
+import os
+
 from support.digest import datadir_digest, differences
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import failover
@@ -27,6 +29,8 @@ def test_rewind_dry_run_idempotence_and_data(bed, collection, major):
     assert result["files"] == dry["files"]
     assert result["bytes_fetched"] > 0 and result["wal_bytes_scanned"] > 0
     assert set(result["duration_s"]) >= {"facts", "wal_scan", "plan", "copy", "finish"}
+    # parallel left at 0: one connection per CPU of this host, 2 to 4
+    assert result["fetch_connections"] == max(2, min(4, os.cpu_count()))
     assert not (fo.old_primary.datadir / "pgops_rewind").exists()
     rewound = datadir_digest(fo.old_primary.datadir)
 
