@@ -18,7 +18,8 @@ import struct
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from .walrecord import BKPBLOCK_FORK_MASK, RM_XACT_ID, XLOG_XACT_OPMASK, fragment_reader
+from .walrecord import BKPBLOCK_FORK_MASK, RM_XACT_ID, XLOG_XACT_OPMASK, first_relation_reader, \
+    fragment_reader
 
 # Resource managers counted (rmgrlist.h) and their opcodes (heapam_xlog.h, xact.h).
 RM_HEAP2_ID = 9
@@ -178,10 +179,13 @@ def _add(totals: dict, counts: dict) -> None:
 
 def counting_reader(fmt, read, found, work: DiscardedWork, known=None):
     """The scan's fragment reader `read`, also counting the records after the fork that
-    change tuples or finish transactions. Those are read by a second reader of the one
-    decoder that reports every block, so that the first one's relation is known (the
-    scan's reader skips blocks in `known`, seen a moment ago); each record is still
-    decoded once. Hot path: heap records are counted inline."""
+    change tuples or finish transactions; each record is still decoded once.
+
+    Hot path: a heap record (every tuple change) is read by the scan's reader, then only
+    its first relation is looked up (walrecord.first_relation_reader) and counted inline;
+    heap2 records other than multi-inserts (pruning, freezing) count nothing. The rare
+    rest is read by a second reader of the one decoder that reports every block, so the
+    first one's relation is known even when the scan's reader skips it (in `known`)."""
     first = []
     seen = known if known is not None else ()
 
@@ -192,26 +196,33 @@ def counting_reader(fmt, read, found, work: DiscardedWork, known=None):
             found(fork_flags, spc, db, rel, blkno, block_id, data_len, image)
 
     every_block = fragment_reader(fmt, on_block)
+    first_relation = first_relation_reader(fmt)
     from_lsn = work.from_lsn
     tuple_ops, pending = _TUPLE_OPS, work.pending
 
     def counting(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
         if lsn < from_lsn or rmid not in COUNTED_RMGRS:
             return read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
-        del first[:]
-        main_len = every_block(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
         if rmid == RM_HEAP_ID:
+            main_len = read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
             kind = tuple_ops.get(info & HEAP_OPMASK)
-            if kind is not None and first:
+            if kind is not None:
+                relation = first_relation(buf, off)
+                if relation is None:
+                    return main_len
                 per_xact = pending.get(xid)
                 if per_xact is None:
-                    work.tuple_change(xid, first[0], kind)
+                    work.tuple_change(xid, relation, kind)
                 else:
-                    counts = per_xact.get(first[0])
+                    counts = per_xact.get(relation)
                     if counts is None:
-                        counts = per_xact[first[0]] = [0, 0, 0]
+                        counts = per_xact[relation] = [0, 0, 0]
                     counts[kind] += 1
             return main_len
+        if rmid == RM_HEAP2_ID and info & HEAP_OPMASK != HEAP2_MULTI_INSERT:
+            return read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
+        del first[:]
+        main_len = every_block(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
         count_record(work, rmid, info, xid, first[0] if first else None,
                      bytes(buf[off + tot_len - main_len:off + tot_len]) if main_len else b"")
         return main_len

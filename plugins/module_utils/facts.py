@@ -243,7 +243,8 @@ def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
     fork = facts.divergence.lsn             # what the target did from there is discarded
     if workers > 1 and restore is None and (end - start) // seg >= PARALLEL_SCAN_MIN_SEGMENTS:
         return scan_changes_parallel(open_reader, start, end, facts.target.fmt,
-                                     facts.target.relseg_size, workers, count_from=fork)
+                                     facts.target.relseg_size, workers, count_from=fork,
+                                     progress=progress)
     reader = open_reader()
     if progress is not None:
         reader.on_chunk = lambda lsn: progress.update(max(0, lsn - start))

@@ -97,7 +97,6 @@ class WalReader:
         self.on_chunk = None             # called with the LSN of each chunk read (progress)
         self.record_crc = self.crc_in_place = None
         self.use_crc(crc_module.IMPLEMENTATION)
-        self._whole = (None, 0, frozenset())     # walk(whole=...): where special records go
         self.records_walked = 0          # after walk(): records visited,
         self.first_prev = None           # the prev-link of the first one,
         self.last_record = None          # and the LSN of the last one
@@ -325,7 +324,7 @@ class WalReader:
         while more:
             stopped = None
             try:
-                more = self._walk_page(state, end, collect)
+                more = self._walk_page(state, end, ([collect] * 256, collect, 0))
             except EndOfWal as exc:
                 stopped, more = exc, False
             yield from batch        # the page's records before whatever stopped the reading
@@ -334,25 +333,32 @@ class WalReader:
                 self._stopped(stopped, end)
 
     def walk(self, start: int, end: Optional[int], visit, limit: Optional[int] = None,
-             whole=None) -> None:
+             whole=None, routes=None) -> None:
         """Call visit(lsn, end_lsn, buf, offset, tot_len, xid, prev, info, rmid) for each
         record, the record being buf[offset:offset + tot_len]; same end semantics as
         records(). With `limit`, records starting at or after it are not read (a part of
         a parallel scan). With whole=(callback, info_mask, rmids), a record with a bit
-        of info_mask in its info or a resource manager in rmids goes to callback instead.
+        of info_mask in its info or a resource manager in rmids goes to callback instead;
+        routes={rmid: callback} sends the records of those resource managers to theirs.
         Counts in records_walked, first_prev and last_record. The hot loop of every WAL
         scan: a callback per record costs a fraction of a generator step."""
         state = self._begin(start)
         state.append(limit if limit is not None else 1 << 64)
+        visitors = [visit] * 256            # by resource manager id (one byte)
+        for rmid, callback in (routes or {}).items():
+            visitors[rmid] = callback
+        whole_visit, whole_info = visit, 0
         if whole is not None:
-            self._whole = whole
+            whole_visit, whole_info, whole_rmids = whole
+            for rmid in whole_rmids:
+                visitors[rmid] = whole_visit
+        routes = (visitors, whole_visit, whole_info)
         try:
-            while self._walk_page(state, end, visit):
+            while self._walk_page(state, end, routes):
                 pass
         except EndOfWal as exc:
             self._stopped(exc, end)
         finally:
-            self._whole = (None, 0, frozenset())
             self.last_record = state[1]
 
     def _begin(self, start):
@@ -372,7 +378,7 @@ class WalReader:
                                  % (format_lsn(exc.lsn), format_lsn(end)))
         self.end_of_wal = exc
 
-    def _walk_page(self, state, end, visit):
+    def _walk_page(self, state, end, routes):
         """Visit the records that start on the page of state[0]; False once `end` is reached.
         Records that fit in the page are checked right here; the rest go through _read()."""
         lsn, prev = state[0], state[1]
@@ -386,7 +392,7 @@ class WalReader:
         max_rmid, custom_rmgrs = self.fmt.max_builtin_rmid, self.fmt.custom_rmgrs
         record_crc, in_place = self.record_crc, self.crc_in_place
         view = memoryview(chunk) if in_place is not None else None
-        whole, whole_info, whole_rmids = self._whole
+        visitors, whole, whole_info = routes
         visited = 0
         try:
             while True:
@@ -403,11 +409,11 @@ class WalReader:
                         return True
                     if prev is None:
                         self.first_prev = record.prev
-                    state[1] = record.lsn
+                    prev = record.lsn
                     visited += 1
-                    (whole if record.info & whole_info or record.rmid in whole_rmids
-                     else visit)(record.lsn, record.end_lsn, record.data, 0, record.tot_len,
-                                 record.xid, record.prev, record.info, record.rmid)
+                    (whole if record.info & whole_info else visitors[record.rmid])(
+                        record.lsn, record.end_lsn, record.data, 0, record.tot_len,
+                        record.xid, record.prev, record.info, record.rmid)
                     if record.end_lsn >= stop:
                         self._check_end(record.end_lsn, end)
                         return False
@@ -435,14 +441,10 @@ class WalReader:
                 if rmid == RM_XLOG_ID and rec_info & 0xF0 == XLOG_SWITCH:
                     end_lsn += -end_lsn % self.seg_size     # the rest of the segment is padding
                     page_off = XLOG_BLCKSZ
-                prev = state[1] = rec_lsn
+                prev = rec_lsn
                 visited += 1
-                if rec_info & whole_info or rmid in whole_rmids:
-                    whole(rec_lsn, end_lsn, chunk, start_off, tot_len, xid, rec_prev, rec_info,
-                          rmid)
-                else:
-                    visit(rec_lsn, end_lsn, chunk, start_off, tot_len, xid, rec_prev, rec_info,
-                          rmid)
+                (whole if rec_info & whole_info else visitors[rmid])(
+                    rec_lsn, end_lsn, chunk, start_off, tot_len, xid, rec_prev, rec_info, rmid)
                 if end_lsn >= stop:
                     self._check_end(end_lsn, end)
                     return False
@@ -453,6 +455,7 @@ class WalReader:
                     self._limit_reached = True
                     return False
         finally:
+            state[1] = prev         # the last record visited
             self.records_walked += visited
 
     @staticmethod

@@ -135,6 +135,10 @@ NOT_PLAIN = BKPBLOCK_FORK_MASK | BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL
 _ONE_BLOCK = struct.Struct("<BBHIIIIBB")   # id, flags, data len, spc, db, rel, blkno, 255, len
 SIZE_OF_ONE_BLOCK_RECORD = (SIZE_OF_RECORD_HEADER + SIZE_OF_BLOCK_HEADER + SIZE_OF_RELFILE
                             + SIZE_OF_BLOCKNO + SIZE_OF_DATA_SHORT)
+# ... and one more plain reference to the same relation (BKPBLOCK_SAME_REL): an update
+# that moves a tuple to another page.
+_TWO_BLOCKS = struct.Struct("<BBHIIIIBBHIBB")   # the above, then id 1, flags, len, blkno
+SIZE_OF_TWO_BLOCK_RECORD = SIZE_OF_ONE_BLOCK_RECORD + SIZE_OF_BLOCK_HEADER + SIZE_OF_BLOCKNO
 
 
 def fragment_reader(fmt: MajorFormat, on_block, extras=None, known=None):
@@ -156,7 +160,7 @@ def fragment_reader(fmt: MajorFormat, on_block, extras=None, known=None):
     image_flags = fmt.image
     has_hole_bit, compressed_bits = image_flags.has_hole, image_flags.compressed_mask
     toplevel_ok = fmt.toplevel_xid_block
-    one_block = _ONE_BLOCK.unpack_from
+    one_block, two_blocks = _ONE_BLOCK.unpack_from, _TWO_BLOCKS.unpack_from
     block_head, image_head = _BLOCK_HEAD.unpack_from, _IMAGE_HEAD.unpack_from
     rel_block, u16, u32 = _RELFILE_BLOCK.unpack_from, _U16.unpack_from, _U32.unpack_from
     short_record = SIZE_OF_RECORD_HEADER + SIZE_OF_DATA_SHORT
@@ -171,12 +175,24 @@ def fragment_reader(fmt: MajorFormat, on_block, extras=None, known=None):
                 return buf[pos + 1]          # main data only
         elif not first and tot_len >= SIZE_OF_ONE_BLOCK_RECORD:
             _bid, flags, data_len, spc, db, rel, blkno, next_id, main_len = one_block(buf, pos)
-            if not flags & NOT_PLAIN and next_id == XLR_BLOCK_ID_DATA_SHORT \
-                    and SIZE_OF_ONE_BLOCK_RECORD + data_len + main_len == tot_len \
-                    and (not data_len) == (not flags & BKPBLOCK_HAS_DATA):
-                if known is None or (rel, blkno, db, spc) not in known:
-                    on_block(flags, spc, db, rel, blkno, 0, data_len, None)
-                return main_len
+            if flags & NOT_PLAIN or (not data_len) != (not flags & BKPBLOCK_HAS_DATA):
+                pass
+            elif next_id == XLR_BLOCK_ID_DATA_SHORT:
+                if SIZE_OF_ONE_BLOCK_RECORD + data_len + main_len == tot_len:
+                    if known is None or (rel, blkno, db, spc) not in known:
+                        on_block(flags, spc, db, rel, blkno, 0, data_len, None)
+                    return main_len
+            elif next_id == 1 and tot_len >= SIZE_OF_TWO_BLOCK_RECORD:
+                (_bid, _flags, _len, _spc, _db, _rel, _blk, _id, flags1, len1, blkno1, next_id,
+                 main_len) = two_blocks(buf, pos)
+                if flags1 & NOT_PLAIN == BKPBLOCK_SAME_REL and next_id == XLR_BLOCK_ID_DATA_SHORT \
+                        and SIZE_OF_TWO_BLOCK_RECORD + data_len + len1 + main_len == tot_len \
+                        and (not len1) == (not flags1 & BKPBLOCK_HAS_DATA):
+                    if known is None or (rel, blkno, db, spc) not in known:
+                        on_block(flags, spc, db, rel, blkno, 0, data_len, None)
+                    if known is None or (rel, blkno1, db, spc) not in known:
+                        on_block(flags1, spc, db, rel, blkno1, 1, len1, None)
+                    return main_len
         return read_all(buf, off, pos, off + tot_len, lsn)
 
     def read_all(buf, off, pos, limit, lsn):
@@ -263,6 +279,34 @@ def fragment_reader(fmt: MajorFormat, on_block, extras=None, known=None):
         return main_len
 
     return read
+
+
+_RELFILE = struct.Struct("<III")             # spc, db, rel
+
+
+def first_relation_reader(fmt: MajorFormat):
+    """relation(buf, off): (spc, db, rel) of the first block reference of the record at
+    buf[off:], or None when it has none. For a record the fragment reader has already
+    checked (the discarded-work count reads the relation of every heap record after
+    it): only the headers before the relation are stepped over. The first reference
+    never has BKPBLOCK_SAME_REL."""
+    has_hole_bit, compressed_bits = fmt.image.has_hole, fmt.image.compressed_mask
+    relfile = _RELFILE.unpack_from
+
+    def relation(buf, off):
+        pos = off + SIZE_OF_RECORD_HEADER
+        if buf[pos] > XLR_MAX_BLOCK_ID:
+            return None
+        flags = buf[pos + 1]
+        pos += SIZE_OF_BLOCK_HEADER
+        if flags & BKPBLOCK_HAS_IMAGE:
+            bimg_info = buf[pos + 4]
+            pos += SIZE_OF_IMAGE_HEADER
+            if bimg_info & compressed_bits and bimg_info & has_hole_bit:
+                pos += SIZE_OF_HOLE_LENGTH
+        return relfile(buf, pos)
+
+    return relation
 
 
 def _check_image(lsn, image_len, hole_offset, hole_length, has_hole, compressed):

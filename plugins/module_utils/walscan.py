@@ -13,6 +13,7 @@ or truncate whole files.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -105,9 +106,12 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
                                 xid, prev, info, rmid), fmt, add, events, work)
 
     read = fragment_reader(fmt, found, known=recent)
-    if work is not None:
-        read = counting_reader(fmt, read, found, work, known=recent)
-    reader.walk(start, end, read, limit, whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS))
+    routes = None
+    if work is not None:        # the counted resource managers' records also go to the count
+        counting = counting_reader(fmt, read, found, work, known=recent)
+        routes = dict.fromkeys(COUNTED_RMGRS, counting)
+    reader.walk(start, end, read, limit, whole=(whole, XLR_SPECIAL_REL_UPDATE, _FILE_RMGRS),
+                routes=routes)
     last = reader.last_record
     if limit is not None and not reader.reached_limit():
         reason = reader.end_of_wal.reason if reader.end_of_wal else "unknown"
@@ -146,20 +150,35 @@ def _whole_record(raw, fmt, add, events, work=None):
             add(block.spc, block.db, block.rel, block.blkno)
 
 
+PARTS_PER_WORKER = 4        # parts handed out one at a time, so the workers finish together
+MIN_PART_SEGMENTS = 2
+
+
+def part_bounds(start: int, end: int, seg_size: int, parts: int) -> list:
+    """LSNs splitting [start, end) at segment boundaries into up to `parts` parts."""
+    first_seg, last_seg = start // seg_size + 1, (end - 1) // seg_size
+    parts = max(1, min(parts, (last_seg - first_seg + 1) // MIN_PART_SEGMENTS))
+    bounds = [start] + [((first_seg + (last_seg - first_seg + 1) * k // parts) * seg_size)
+                        for k in range(1, parts)] + [end]
+    return sorted(set(bounds))
+
+
 def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
                           relseg_size: int, workers: int,
-                          count_from: Optional[int] = None) -> TargetChanges:
-    """scan_changes split at segment boundaries over `workers` processes.
+                          count_from: Optional[int] = None, progress=None) -> TargetChanges:
+    """scan_changes split at segment boundaries into parts scanned by `workers` processes.
 
     Every segment's page headers tell where its first record starts, so each part is
     read on its own; the parts are then checked to chain (the first record of each
     part points back to the last record of the one before) and their block maps
-    merged. `open_reader()` gives each process a reader of its own."""
-    seg_size = open_reader().seg_size
-    first_seg, last_seg = start // seg_size + 1, (end - 1) // seg_size
-    bounds = [start] + [((first_seg + (last_seg - first_seg + 1) * k // workers) * seg_size)
-                        for k in range(1, workers)] + [end]
-    bounds = sorted(set(bounds))
+    merged. The WAL after a checkpoint is not uniform (full-page images first, then
+    ever more small records, which cost more per byte), so there are several parts per
+    worker, taken in turn by whichever worker is free. `open_reader()` gives each part
+    a reader of its own; `progress` hears how much of the range is done."""
+    reader = open_reader()
+    seg_size = reader.seg_size
+    reader.close()
+    bounds = part_bounds(start, end, seg_size, workers * PARTS_PER_WORKER)
     if len(bounds) < 3:
         reader = open_reader()
         try:
@@ -167,32 +186,47 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
         finally:
             reader.close()
     context = multiprocessing.get_context("fork")
-    channels = []
-    for index in range(len(bounds) - 1):
+    next_part = context.Value("i", 0)
+    channels = {}
+    for _unused in range(min(workers, len(bounds) - 1)):
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_scan_part, daemon=True, args=(
-            send, open_reader, bounds[index], bounds[index + 1], index == 0,
-            index == len(bounds) - 2, fmt, relseg_size, count_from))
+        process = context.Process(target=_scan_parts, daemon=True, args=(
+            send, next_part, open_reader, bounds, fmt, relseg_size, count_from))
         process.start()
         send.close()
-        channels.append((process, receive))
-    parts = []
-    for process, receive in channels:
-        try:
-            parts.append(receive.recv())
-        except EOFError:
-            parts.append(("error", "WalError", "a WAL scan process died", {}))
-        process.join()
-    for part in parts:
-        if part[0] == "error":
-            _kind, name, message, hint = part
-            cls = {"MissingWalError": MissingWalError}.get(name, WalError)
-            raise cls(message, hint=hint or None)
+        channels[receive] = process
+    parts, failure = {}, None
+    try:
+        while channels and failure is None:
+            for receive in multiprocessing.connection.wait(list(channels)):
+                try:
+                    message = receive.recv()
+                except EOFError:
+                    message = ("error", "WalError", "a WAL scan process died", None)
+                if message[0] == "ok":
+                    parts[message[1]] = message[2:]
+                    if progress is not None:
+                        progress.update(sum(bounds[i + 1] - bounds[i] for i in parts))
+                    continue
+                if message[0] == "error" and failure is None:
+                    failure = message
+                channels.pop(receive).join()
+    finally:
+        for process in channels.values():      # after a failure: the rest is not needed
+            process.terminate()
+            process.join()
+    if failure is None and len(parts) != len(bounds) - 1:
+        failure = ("error", "WalError", "a WAL scan process died", None)
+    if failure is not None:
+        _kind, name, message, hint = failure
+        cls = {"MissingWalError": MissingWalError}.get(name, WalError)
+        raise cls(message, hint=hint or None)
     changes = TargetChanges(ChangedBlocks(relseg_size), start, end)
     if count_from is not None:
         changes.discarded = DiscardedWork(count_from)
     previous = None
-    for _ok, blocks, records, events, first_prev, last_lsn, discarded in parts:
+    for index in range(len(bounds) - 1):
+        blocks, records, events, first_prev, last_lsn, discarded = parts[index]
         if previous is not None and records and first_prev != previous:
             raise WalError("the target's WAL does not chain across segments: a record after "
                            "%s points back to %s." % (format_lsn(previous),
@@ -207,17 +241,29 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
     return changes
 
 
-def _scan_part(channel, open_reader, part_start, part_end, first, last, fmt, relseg_size,
-               count_from=None):
-    faults.moment("wal scan part")
+def _scan_parts(channel, next_part, open_reader, bounds, fmt, relseg_size, count_from=None):
+    """A worker: scan the next part nobody has taken until none is left."""
     try:
-        reader = open_reader()
-        start = part_start if first else reader.first_record_from(part_start)
-        part = scan_changes(reader, start, part_end if last else None, fmt, relseg_size,
-                            limit=None if last else part_end, count_from=count_from)
-        channel.send(("ok", part.blocks.to_bytes(), part.records, part.file_events,
-                      part.first_prev, part.last_lsn,
-                      part.discarded.state() if part.discarded is not None else None))
+        while True:
+            with next_part.get_lock():
+                index = next_part.value
+                next_part.value += 1
+            if index >= len(bounds) - 1:
+                break
+            faults.moment("wal scan part")
+            first, last = index == 0, index == len(bounds) - 2
+            reader = open_reader()
+            try:
+                part_start = bounds[index] if first else reader.first_record_from(bounds[index])
+                part = scan_changes(reader, part_start, bounds[index + 1] if last else None,
+                                    fmt, relseg_size, limit=None if last else bounds[index + 1],
+                                    count_from=count_from)
+            finally:
+                reader.close()
+            channel.send(("ok", index, part.blocks.to_bytes(), part.records, part.file_events,
+                          part.first_prev, part.last_lsn,
+                          part.discarded.state() if part.discarded is not None else None))
+        channel.send(("done",))
     except RewindError as exc:
         channel.send(("error", type(exc).__name__, exc.message, exc.hint))
     finally:
