@@ -69,15 +69,34 @@ def _load_c():
     return c_crc, record_crc
 
 
-def _load_ext2fs():
+def _ext2fs_update():
     """ext2fs_crc32c_le(crc, p, len) is the bare CRC register update (no inversion at
     either end, as ext4 uses it): CRC-32C(data, value) = f(~value, data) ^ ~0."""
     try:
-        update = ctypes.CDLL("libext2fs.so.2").ext2fs_crc32c_le
+        # PyDLL: called holding the GIL (a short computation; CDLL's release and
+        # re-acquire of the GIL would cost more than the call)
+        update = ctypes.PyDLL("libext2fs.so.2").ext2fs_crc32c_le
     except (OSError, AttributeError) as exc:
         raise ImportError("libext2fs.so.2 with ext2fs_crc32c_le: %s" % exc) from None
     update.restype = ctypes.c_uint32
     update.argtypes = (ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t)
+    return update
+
+
+def bytes_address(buf: bytes) -> int:
+    """Where an immutable bytes object's data lies (valid while `buf` is referenced)."""
+    return ctypes.cast(buf, ctypes.c_void_p).value
+
+
+def register_update(name):
+    """For "ext2fs", the bare register update f(crc, address, length), so a reader can
+    checksum records by address inside a buffer it holds (bytes_address), without a
+    Python call per record: CRC-32C = f(f(~0, payload), header) ^ ~0. None otherwise."""
+    return _ext2fs_update() if name == "ext2fs" else None
+
+
+def _load_ext2fs():
+    update = _ext2fs_update()
     void_p = ctypes.c_void_p
     cast = ctypes.cast
     last = [None, 0]          # the buffer of the previous call and its address

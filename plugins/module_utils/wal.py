@@ -95,7 +95,7 @@ class WalReader:
         self._limit_reached = False
         self.end_of_wal = None           # after records(end=None): why reading stopped
         self.on_chunk = None             # called with the LSN of each chunk read (progress)
-        self.record_crc = self.crc_in_place = None
+        self.record_crc = self.crc_in_place = self.crc_update = None
         self.use_crc(crc_module.IMPLEMENTATION)
         self.records_walked = 0          # after walk(): records visited,
         self.first_prev = None           # the prev-link of the first one,
@@ -107,6 +107,7 @@ class WalReader:
         Python call per record in the hot loop."""
         crc, self.record_crc = crc_module.load(implementation)
         self.crc_in_place = crc if implementation == "c" else None
+        self.crc_update = crc_module.register_update(implementation)   # ext2fs: by address
 
     def segments_read(self) -> set:
         """Names of the segment files this reader has read pages from."""
@@ -392,6 +393,8 @@ class WalReader:
         max_rmid, custom_rmgrs = self.fmt.max_builtin_rmid, self.fmt.custom_rmgrs
         record_crc, in_place = self.record_crc, self.crc_in_place
         view = memoryview(chunk) if in_place is not None else None
+        update = self.crc_update
+        address = crc_module.bytes_address(chunk) if update is not None else 0
         visitors, whole, whole_info = routes
         visited = 0
         try:
@@ -431,6 +434,9 @@ class WalReader:
                 if in_place is not None:
                     crc = in_place(view[start_off:start_off + 20],
                                    in_place(view[start_off + 24:start_off + tot_len]))
+                elif update is not None:    # payload, then the header up to xl_crc
+                    at = address + start_off
+                    crc = update(update(0xFFFFFFFF, at + 24, tot_len - 24), at, 20) ^ 0xFFFFFFFF
                 else:
                     crc = record_crc(chunk, start_off, tot_len)
                 if crc != rec_crc:
