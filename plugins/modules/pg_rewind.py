@@ -115,7 +115,7 @@ options:
   parallel:
     description:
       - Number of connections used to fetch from a O(source_server) at once.
-      - C(0) chooses one per CPU of the target host, at least 2 and at most 4.
+      - C(0) chooses two per CPU of the target host, at least 4 and at most 8.
       - The WAL scan uses up to as many processes as the host has CPUs (at most 4).
     type: int
     default: 0
@@ -578,8 +578,8 @@ def main():
     params = module.params
     protect_secrets(module, params["source_server"], params["primary_conninfo"])
     if params["parallel"] < 0:
-        module.fail_json(msg="parallel must not be negative (0: one connection per CPU, "
-                             "2 to 4).", error_code="bad_parameters")
+        module.fail_json(msg="parallel must not be negative (0: two connections per CPU, "
+                             "4 to 8).", error_code="bad_parameters")
     for name in ("timeout", "connect_timeout", "source_timeout"):
         if params[name] < 0:
             module.fail_json(msg="%s must not be negative." % name, error_code="bad_parameters")

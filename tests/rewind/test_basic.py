@@ -29,8 +29,8 @@ def test_rewind_dry_run_idempotence_and_data(bed, collection, major):
     assert result["files"] == dry["files"]
     assert result["bytes_fetched"] > 0 and result["wal_bytes_scanned"] > 0
     assert set(result["duration_s"]) >= {"facts", "wal_scan", "plan", "copy", "finish"}
-    # parallel left at 0: one connection per CPU of this host, 2 to 4
-    assert result["fetch_connections"] == max(2, min(4, os.cpu_count()))
+    # parallel left at 0: two connections per CPU of this host, 4 to 8
+    assert result["fetch_connections"] == max(4, min(8, 2 * os.cpu_count()))
     assert not (fo.old_primary.datadir / "pgops_rewind").exists()
     rewound = datadir_digest(fo.old_primary.datadir)
 
