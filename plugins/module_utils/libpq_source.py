@@ -36,6 +36,14 @@ except ImportError:  # pragma: no cover - depends on the host
 
 FETCH_BATCH_REQUESTS = 1000
 FETCH_BATCH_BYTES = 8 << 20      # bounds the memory a batch of chunks takes
+# What all batches in flight may hold: each connection has one batch under way and one
+# waiting to be written (bulk.in_parallel), so more connections mean smaller batches.
+FETCH_MEMORY = 32 << 20
+
+
+def fetch_batch_bytes(connections: int) -> int:
+    """A batch's share of FETCH_MEMORY, between one whole-file chunk (1 MB) and 8 MB."""
+    return max(1 << 20, min(FETCH_BATCH_BYTES, FETCH_MEMORY // (2 * connections)))
 _SECRET_KEYS = ("password",)
 # The server's statement_timeout ends a slow request cleanly; this side waits that much
 # longer before it cuts the connection of a source that does not answer at all.
@@ -372,7 +380,7 @@ class LibpqSource(Source):
         return found
 
     def fetch(self, requests):
-        batches = batches_of(requests, FETCH_BATCH_REQUESTS, FETCH_BATCH_BYTES)
+        batches = batches_of(requests, FETCH_BATCH_REQUESTS, fetch_batch_bytes(self.parallel))
         if self.parallel == 1:
             for batch in batches:
                 yield from self._fetch_batch(self.conn, batch)

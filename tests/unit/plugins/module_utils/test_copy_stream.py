@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from ansible_collections.pgops.rewind.plugins.module_utils import libpq_source
 from ansible_collections.pgops.rewind.plugins.module_utils.bulk import BinaryRows
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import SourceError
 
@@ -66,3 +67,12 @@ def test_not_a_copy_stream():
     with pytest.raises(SourceError) as caught:
         BinaryRows().write(b"HTTP/1.1 200 OK\r\n\r\nhello")
     assert caught.value.code == "source_protocol"
+
+
+@pytest.mark.parametrize("connections", [1, 2, 4, 8, 64])
+def test_batches_shrink_as_connections_grow(connections):
+    """Each connection has a batch under way and one waiting: what they hold together
+    stays within FETCH_MEMORY, and a batch still takes one whole-file chunk (1 MB)."""
+    size = libpq_source.fetch_batch_bytes(connections)
+    assert 1 << 20 <= size <= libpq_source.FETCH_BATCH_BYTES
+    assert 2 * connections * size <= libpq_source.FETCH_MEMORY or size == 1 << 20
