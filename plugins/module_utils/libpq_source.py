@@ -44,6 +44,8 @@ FETCH_MEMORY = 32 << 20
 def fetch_batch_bytes(connections: int) -> int:
     """A batch's share of FETCH_MEMORY, between one whole-file chunk (1 MB) and 8 MB."""
     return max(1 << 20, min(FETCH_BATCH_BYTES, FETCH_MEMORY // (2 * connections)))
+
+
 _SECRET_KEYS = ("password",)
 # The server's statement_timeout ends a slow request cleanly; this side waits that much
 # longer before it cuts the connection of a source that does not answer at all.

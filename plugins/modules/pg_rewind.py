@@ -454,8 +454,10 @@ files_identical:
   returned: when a rewind is (or would be) done
   type: int
 fetch_connections:
-  description: Connections the copy fetched over (see O(parallel)); 1 for a O(source_pgdata).
-  returned: when a rewind is (or would be) done
+  description:
+    - Connections the copy fetched over (see O(parallel)); 1 for a O(source_pgdata).
+    - A clone reads whole files front to back and uses 2 unless O(parallel) is set.
+  returned: when a rewind or a clone is (or would be) done
   type: int
   version_added: 0.2.0
 path:

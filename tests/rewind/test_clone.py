@@ -37,6 +37,7 @@ def test_no_hint_protection_is_cloned(bed, collection, major):
     assert not result["failed"], result.get("msg")
     assert result["path"] == "clone" and "checksums" in result["clone_reason"]
     assert result["bytes_fetched"] > 0 and result["old_discarded"] is False
+    assert result["fetch_connections"] == 2      # whole files, read front to back
     aside, = _aside(fo.old_primary)
     assert str(aside) == result["old_datadir"]
     assert (aside / "PG_VERSION").read_text() == old_rows.read_text()
