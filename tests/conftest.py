@@ -95,12 +95,15 @@ def _engine_import_path():
     from support.env import CACHE, REPO
     root = CACHE / "src"
     link = root / "ansible_collections" / "pgops" / "rewind"
-    if not link.is_symlink():
+    # The cache may be shared by several checkouts (PGOPS_CACHE_DIR, or CI's clones in
+    # private directories): the link must lead to this one, not to whichever made it.
+    if not (link.is_symlink() and os.readlink(link) == str(REPO)):
         link.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            link.symlink_to(REPO)
-        except FileExistsError:
-            pass
+        temporary = link.with_name("rewind.%d" % os.getpid())
+        if temporary.is_symlink():
+            temporary.unlink()
+        temporary.symlink_to(REPO)
+        os.replace(temporary, link)     # atomic: other workers see the old or the new
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 
