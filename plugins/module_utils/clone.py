@@ -41,6 +41,7 @@ from .hot_standby import raise_settings
 from .libpq_source import LibpqSource
 from .lsn import parse_lsn
 from .runlock import RunLock
+from .source import fetch_connections
 from .target import BACKUP_LABEL, TargetDirectory
 
 NEW_SUFFIX = ".pgops-new"
@@ -366,15 +367,9 @@ def resume_clone(options, pgdata: str, where: str, source, timer, result: dict,
         clone.release()
 
 
-# A clone reads whole files front to back; more streams than this interleave them on the
-# source's disk and were slower (bench, 2.3 GB cold: 4.3-4.6 s over 2, 5.1-5.2 s over 4).
-CLONE_CONNECTIONS = 2
-
-
 def _copy_and_finish(clone: Clone, journal: str, options, result: dict,
                      standby_slot: Optional[str] = None) -> None:
-    if not options.parallel:        # chosen for a rewind's random block reads
-        clone.source.parallel = min(clone.source.parallel, CLONE_CONNECTIONS)
+    clone.source.parallel = fetch_connections(options.parallel, whole_files=True)
     result["fetch_connections"] = clone.source.parallel
     done = clone.copy(journal)
     target = done.pop("target")

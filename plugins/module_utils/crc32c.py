@@ -97,15 +97,13 @@ def register_update(name):
 
 def _load_ext2fs():
     update = _ext2fs_update()
-    void_p = ctypes.c_void_p
-    cast = ctypes.cast
     last = [None, 0]          # the buffer of the previous call and its address
 
     def address(buf):
         """Address of an immutable bytes object's data (no copy): records are
         checksummed in place, many per buffer, so the last one is remembered."""
         if buf is not last[0]:
-            last[0], last[1] = buf, cast(buf, void_p).value
+            last[0], last[1] = buf, bytes_address(buf)
         return last[1]
 
     def ext2fs_crc(data, value=0):

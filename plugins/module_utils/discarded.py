@@ -201,7 +201,7 @@ def counting_reader(fmt, read, found, work: DiscardedWork, known=None):
     tuple_ops, pending = _TUPLE_OPS, work.pending
 
     def counting(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
-        if lsn < from_lsn or rmid not in COUNTED_RMGRS:
+        if lsn < from_lsn:          # (walk routes only COUNTED_RMGRS here)
             return read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)
         if rmid == RM_HEAP_ID:
             main_len = read(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid)

@@ -35,9 +35,9 @@ from .journal import Journal
 from .progress import Progress, default_path
 from .runlock import RunLock
 from .scratch import ScratchDirectory, sweep_dead, write_private_file
-from .source import LocalSource, list_datadir, open_source
+from .source import LocalSource, open_source
 from .standby import without_recovery_settings
-from .survey import SurveyInBackground
+from .survey import SurveyInBackground, take_survey
 from .target import TargetDirectory, check_not_running, is_pending_rewind
 from .timeouts import TimeLimit
 from .walsummary import changes_source
@@ -359,17 +359,13 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
                                           use_summaries=options.use_wal_summaries == "auto")
         with timer("plan"):
             listed = survey.result()
-            source_files = listed.source_files
-            plan = build_plan(source_files, listed.target_files, changes.blocks,
-                              facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
-                              facts.wal_copy_rule(listed.source_wal_end))
-            plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
-                                                             _warner(result), listed)
+            plan, identical = _plan(listed, changes.blocks, facts, keep_files, source, pgdata,
+                                    result)
     except BaseException:
         survey.wait(5)              # a request in flight, before the connection closes
         raise
     if options.fallback == "clone" and options.clone_when != "impossible":
-        clone_bytes = sum(e.size for p, e in source_files.items()
+        clone_bytes = sum(e.size for p, e in listed.source_files.items()
                           if e.kind == FILE and not is_excluded(p))
         path, reason = choose_path(True, None, plan.fetch_bytes, changes.wal_bytes, clone_bytes,
                                    options.clone_when)
@@ -412,6 +408,17 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
                standby_slot=_standby_slot(reservation))
 
 
+def _plan(listed, blocks, facts, keep_files, source, pgdata, result):
+    """The plan from the survey (survey.py) and the changed blocks; (plan, files the
+    target already has, so not copied)."""
+    plan = build_plan(listed.source_files, listed.target_files, blocks,
+                      facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
+                      facts.wal_copy_rule(listed.source_wal_end))
+    plan, identical, _spared = drop_identical_copies(plan, source, pgdata, _warner(result),
+                                                     listed)
+    return plan, identical
+
+
 def _resume(options, pgdata, target, journal, timer, result):
     """Complete a rewind that was interrupted after it began changing the target, from
     its journal (the target's own WAL after the fork is no longer needed)."""
@@ -452,13 +459,9 @@ def _resume(options, pgdata, target, journal, timer, result):
             journal.update(wal_slot=reservation.journal_entry())
         blocks = journal.load_blocks()
         with timer("plan"):
-            source_files = source.list_files()
-            plan = build_plan(source_files, list_datadir(pgdata), blocks,
-                              control.fmt.tablespace_dir, facts.keep_wal,
-                              tuple(options.keep_files),
-                              facts.wal_copy_rule(source.wal_files_end(facts.source)))
-            plan, identical, _spared = drop_identical_copies(plan, source, pgdata,
-                                                             _warner(result))
+            keep_files = tuple(options.keep_files)
+            plan, identical = _plan(take_survey(source, pgdata, facts, keep_files), blocks,
+                                    facts, keep_files, source, pgdata, result)
         summary = plan.summary()
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),

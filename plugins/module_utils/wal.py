@@ -90,6 +90,7 @@ class WalReader:
         self._file_key = None
         self._chunk = b""
         self._chunk_start = -1
+        self._chunk_address = 0
         self._checked_pages = set()
         self._latest_page_tli = 0
         self._limit_reached = False
@@ -108,6 +109,8 @@ class WalReader:
         crc, self.record_crc = crc_module.load(implementation)
         self.crc_in_place = crc if implementation == "c" else None
         self.crc_update = crc_module.register_update(implementation)   # ext2fs: by address
+        if self.crc_update is not None and self._chunk:
+            self._chunk_address = crc_module.bytes_address(self._chunk)
 
     def segments_read(self) -> set:
         """Names of the segment files this reader has read pages from."""
@@ -144,6 +147,8 @@ class WalReader:
         chunk_offset = seg_offset - seg_offset % CHUNK_SIZE
         self._file.seek(chunk_offset)
         self._chunk = self._file.read(min(CHUNK_SIZE, self.seg_size - chunk_offset))
+        if self.crc_update is not None:      # records are checksummed by address in it
+            self._chunk_address = crc_module.bytes_address(self._chunk)
         self._chunk_start = page_lsn - (seg_offset - chunk_offset)
         self._checked_pages = set()
 
@@ -394,7 +399,7 @@ class WalReader:
         record_crc, in_place = self.record_crc, self.crc_in_place
         view = memoryview(chunk) if in_place is not None else None
         update = self.crc_update
-        address = crc_module.bytes_address(chunk) if update is not None else 0
+        address = self._chunk_address if update is not None else 0
         visitors, whole, whole_info = routes
         visited = 0
         try:
