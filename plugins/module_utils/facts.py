@@ -202,11 +202,15 @@ def _same_history_diverged(target_pgdata, facts, source, checkpoint_end) -> bool
     if divergence is not whole:
         facts.divergence = divergence
         return True
-    if facts.target_wal_end > source_end:
+    # Against what the source has inserted, not only written: a rewound target replays
+    # to the insert position its rewind saw, which the source may not have written yet.
+    source_inserted = source.wal_files_end(facts.source)
+    if facts.target_wal_end > source_inserted:
         raise RefusedError(
             "the target's WAL goes further (to %s) than the source's (%s) on the same "
             "timeline %d: there is no fork to rewind to."
-            % (format_lsn(facts.target_wal_end), format_lsn(source_end), facts.target_timeline),
+            % (format_lsn(facts.target_wal_end), format_lsn(source_inserted),
+               facts.target_timeline),
             hint="Check that the source really is the new primary (promoted after the "
                  "failover); if it is a standby that lags, wait for it to catch up. "
                  "Otherwise rebuild the target from a base backup.",

@@ -64,9 +64,11 @@ def test_standby_configuration_is_replaced_not_appended(bed, collection, major):
     assert not first["failed"], first.get("msg")
     conf = "recovery.conf" if major == 11 else "postgresql.auto.conf"
     again = rewind(fo)
+    assert not again["failed"], again.get("msg")
     assert again["changed"] is False, "same settings: nothing to write"
     other = "host=127.0.0.1 port=%d user=postgres application_name=rejoined" % fo.new_primary.port
     third = rewind(fo, primary_conninfo=other)
+    assert not third["failed"], third.get("msg")
     assert third["changed"] is True and third["standby_files_written"] == [conf]
     text = (fo.old_primary.datadir / conf).read_text()
     assert re.findall(r"^primary_conninfo = .*$", text, re.M) == [
