@@ -21,7 +21,6 @@ from .discarded import discarded_report
 from .facts import gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
 from .filemap import COPY, COPY_TAIL, FILE, build_plan, is_excluded
-from .libpq_source import LibpqSource
 from .lsn import format_lsn
 from .runlock import in_progress_error, running_rewind
 from .scratch import ScratchDirectory
@@ -238,7 +237,7 @@ def _missing_functions(source, functions) -> tuple:
 
 
 def _clone_privileges(source, fmt) -> list:
-    if not isinstance(source, LibpqSource):
+    if not source.is_running:
         return [Check("clone_source", False, "the clone fallback copies from a running server: "
                                              "give source_server")]
     superuser, _replicator, missing = _missing_functions(source, fmt.backup.signatures)
@@ -248,7 +247,7 @@ def _clone_privileges(source, fmt) -> list:
 
 
 def _source_checks(source, replication: bool) -> list:
-    if not isinstance(source, LibpqSource):
+    if not source.is_running:
         return [Check("source_privileges", True, "the source is a local data directory")]
     superuser, replicator, missing = _missing_functions(source, _SOURCE_FUNCTIONS)
     checks = [Check("source_privileges", superuser or not missing,

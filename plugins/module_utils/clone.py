@@ -38,7 +38,6 @@ from .filemap import COPY, CREATE, DIRECTORY, FILE, STATE_DIR, SYMLINK, FileActi
     is_excluded
 from .finish import standby_configuration
 from .hot_standby import raise_settings
-from .libpq_source import LibpqSource
 from .lsn import parse_lsn
 from .runlock import RunLock
 from .source import fetch_connections
@@ -312,7 +311,7 @@ def _sync_tree_top(path: str, sync: bool) -> None:
 def run_clone(options, pgdata: str, source, reason: str, timer, result: dict,
               standby_slot: Optional[str] = None) -> None:
     """Rebuild `pgdata` from the source because the plan says clone (`reason`)."""
-    if not isinstance(source, LibpqSource):
+    if not source.is_running:
         raise RefusedError("the clone fallback copies from a running server.",
                            hint="Give source_server (the new primary) instead of source_pgdata.",
                            code="clone_needs_server")
@@ -351,7 +350,7 @@ def run_clone(options, pgdata: str, source, reason: str, timer, result: dict,
 def resume_clone(options, pgdata: str, where: str, source, timer, result: dict,
                  standby_slot: Optional[str] = None) -> None:
     """Complete a clone an earlier run began (`where` holds its journal)."""
-    if not isinstance(source, LibpqSource):
+    if not source.is_running:
         raise RefusedError("an interrupted clone is completed from a running server.",
                            hint="Give source_server (the new primary).",
                            code="clone_needs_server")

@@ -119,12 +119,13 @@ def drop_identical_copies(plan: Plan, source, target_root: str, warn=None,
     return Plan(kept), len(same), skipped
 
 
-def execute_plan(plan, source, target, progress=None, exact_sizes=False) -> ExecutionStats:
+def execute_plan(plan, source, target, progress=None) -> ExecutionStats:
     """Apply `plan` to `target` (a TargetDirectory) with data from `source`.
 
-    exact_sizes: the source is stopped, so a whole file must come back exactly as
-    long as it was listed (else it changed underneath us: refuse).
+    A stopped source's whole files must come back exactly as long as they were listed
+    (else one changed underneath us: refuse); a running server's may have moved on.
     """
+    exact_sizes = not source.is_running
     stats = ExecutionStats()
     for act in plan.actions:
         if act.action == CREATE:

@@ -15,28 +15,15 @@ from __future__ import annotations
 import hashlib
 
 from .controlfile import CONTROL_PATH
-from .errors import SourceError
 from .hot_standby import raise_settings
-from .libpq_source import LibpqSource
 from .lsn import format_lsn
-from .source import LocalSource
 from .standby import derive_primary_conninfo, standby_files
 from .target import BACKUP_LABEL, backup_label_text, rewound_control_file
 
 
 def finish(options, pgdata, target, source, facts, journal, result, standby_slot=None) -> None:
     after = source.control_file()
-    if after.system_identifier != facts.source.system_identifier:
-        raise SourceError("the source changed identity during the rewind.",
-                          code="source_changed")
-    if isinstance(source, LocalSource) and after.raw != facts.source.raw:
-        raise SourceError("the source data directory was modified during the rewind.",
-                          code="source_changed")
-    if isinstance(source, LibpqSource):
-        now = source.current_timeline(after)
-        if now != facts.source_timeline:
-            raise SourceError("the source moved from timeline %d to %d during the rewind."
-                              % (facts.source_timeline, now), code="source_timeline_changed")
+    source.check_unchanged(facts.source, facts.source_timeline, after)
     end_lsn, end_tli = source.end_of_wal(after)
     redo, tli, checkpoint = facts.replay_start()
     target.sync()

@@ -264,6 +264,13 @@ class LibpqSource(Source):
     def full_page_writes(self, control):
         return self.query("SHOW full_page_writes")[0][0] == "on"
 
+    def check_unchanged(self, before, timeline, after):
+        super().check_unchanged(before, timeline, after)
+        now = self.current_timeline(after)      # a running server's pg_control moves on
+        if now != timeline:
+            raise SourceError("the source moved from timeline %d to %d during the rewind."
+                              % (timeline, now), code="source_timeline_changed")
+
     def check_access(self):
         rows = self.query("SELECT f, pg_catalog.has_function_privilege(f, 'EXECUTE') "
                           "FROM unnest(%s::text[]) AS f", (list(_FILE_FUNCTIONS),),

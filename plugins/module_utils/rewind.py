@@ -35,7 +35,7 @@ from .journal import Journal
 from .progress import Progress, default_path
 from .runlock import RunLock
 from .scratch import ScratchDirectory, sweep_dead, write_private_file
-from .source import LocalSource, open_source
+from .source import open_source
 from .standby import without_recovery_settings
 from .survey import SurveyInBackground, take_survey
 from .target import TargetDirectory, check_not_running, is_pending_rewind
@@ -315,11 +315,7 @@ def _check_source(source, source_control):
         raise RefusedError("full_page_writes is off on the source.",
                            hint="Turn full_page_writes on on the new primary (it is on by "
                                 "default) and run again.", code="source_no_fpw")
-    if isinstance(source, LocalSource) and not source_control.cleanly_shut_down:
-        raise RefusedError("the source data directory was not shut down cleanly (state: %s)."
-                           % source_control.state_name,
-                           hint="Stop the source server cleanly, or use source_server.",
-                           code="source_unclean")
+    source.check_consistent(source_control)
 
 
 def _reserve_wal(reservation, options, result) -> None:
@@ -398,8 +394,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
         state["wal_slot"] = reservation.journal_entry()
     journal.begin(state, changes.blocks, target.dir_mode)
     with timer("copy", summary["bytes_to_fetch"]):
-        stats = execute_plan(plan, source, target, timer.progress,
-                             exact_sizes=isinstance(source, LocalSource))
+        stats = execute_plan(plan, source, target, timer.progress)
         _install_restored_wal(restore, facts.keep_wal, target)
         _sanitize_copied_auto_conf(plan, pgdata, target)
     result["bytes_fetched"] = stats.bytes_fetched
@@ -471,8 +466,7 @@ def _resume(options, pgdata, target, journal, timer, result):
             result["bytes_fetched"] = 0
             return result
         with timer("copy", summary["bytes_to_fetch"]):
-            stats = execute_plan(plan, source, target, timer.progress,
-                                 exact_sizes=isinstance(source, LocalSource))
+            stats = execute_plan(plan, source, target, timer.progress)
             _sanitize_copied_auto_conf(plan, pgdata, target)
         result["bytes_fetched"] = stats.bytes_fetched
         with timer("finish"):

@@ -15,7 +15,7 @@ import stat
 from typing import Iterator, Optional
 
 from .controlfile import CONTROL_PATH, ControlFile, parse_control_file
-from .errors import SourceError
+from .errors import RefusedError, SourceError
 from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 
 
@@ -28,7 +28,7 @@ class Source:
     """The source cluster, as the engine needs to see it."""
 
     kind = "abstract"
-    is_running = False
+    is_running = False      # a server that keeps writing (a clone needs one)
 
     def read_file(self, path: str) -> Optional[bytes]:
         """A whole (small) file relative to the data directory, or None if it is missing."""
@@ -54,6 +54,17 @@ class Source:
     def check_access(self) -> None:
         """Refuse now, before the target is changed, if the rewind could not read the
         source later (a libpq role without the file-access functions)."""
+
+    def check_consistent(self, control: ControlFile) -> None:
+        """Refuse a source whose files are not a consistent copy to take (a data
+        directory whose server crashed)."""
+
+    def check_unchanged(self, before: ControlFile, timeline: int, after: ControlFile) -> None:
+        """Refuse, at the end of a rewind, a source that became something else than the
+        one the plan was made from (`before` on `timeline`; `after`: pg_control now)."""
+        if after.system_identifier != before.system_identifier:
+            raise SourceError("the source changed identity during the rewind.",
+                              code="source_changed")
 
     def list_files(self) -> dict:
         """Every path of the data directory: {relative path: FileEntry}."""
@@ -101,6 +112,19 @@ class LocalSource(Source):
 
     def __init__(self, pgdata: str):
         self.pgdata = os.path.abspath(pgdata)
+
+    def check_consistent(self, control):
+        if not control.cleanly_shut_down:
+            raise RefusedError("the source data directory was not shut down cleanly (state: %s)."
+                               % control.state_name,
+                               hint="Stop the source server cleanly, or use source_server.",
+                               code="source_unclean")
+
+    def check_unchanged(self, before, timeline, after):
+        super().check_unchanged(before, timeline, after)
+        if after.raw != before.raw:     # a stopped server's pg_control never changes
+            raise SourceError("the source data directory was modified during the rewind.",
+                              code="source_changed")
 
     def read_file(self, path):
         try:
