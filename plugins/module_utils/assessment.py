@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from .commands import RestoreCommand
+from .datadir import FILE, is_excluded
 from .errors import RewindError
 from .discarded import discarded_report
 from .facts import gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
-from .filemap import COPY, COPY_TAIL, FILE, build_plan, is_excluded
+from .filemap import COPY, COPY_TAIL, build_plan
 from .lsn import format_lsn
 from .runlock import in_progress_error, running_rewind
 from .scratch import ScratchDirectory

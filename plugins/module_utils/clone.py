@@ -31,11 +31,11 @@ from typing import Optional
 from . import faults
 from .assessment import free_space, space_needed, writes_per_filesystem
 from .controlfile import CONTROL_PATH
+from .datadir import DIRECTORY, FILE, STATE_DIR, SYMLINK, is_excluded
 from .durability import fsync_path
 from .errors import RefusedError, SourceError
 from .execute import drop_identical_copies, execute_plan
-from .filemap import COPY, CREATE, DIRECTORY, FILE, STATE_DIR, SYMLINK, FileAction, Plan, \
-    is_excluded
+from .filemap import COPY, CREATE, FileAction, Plan
 from .finish import standby_configuration
 from .hot_standby import raise_settings
 from .lsn import parse_lsn

@@ -13,8 +13,8 @@ import re
 import shutil
 import subprocess
 
+from .datadir import STANDBY_FILES
 from .errors import RefusedError, RewindError
-from .filemap import STANDBY_FILES
 
 # Where distributions put each major's binaries ({major} is filled in).
 _BINDIR_CANDIDATES = ("/usr/lib/postgresql/{major}/bin", "/usr/pgsql-{major}/bin",

@@ -16,8 +16,9 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 from .crc32c import crc32c
+from .datadir import BLCKSZ
 from .errors import ControlFileError
-from .lsn import format_lsn
+from .lsn import XLOG_BLCKSZ, format_lsn
 from .versions import MajorFormat, format_for
 
 PG_CONTROL_FILE_SIZE = 8192
@@ -271,10 +272,10 @@ def parse_control_file(data: bytes, what: str = CONTROL_PATH) -> ControlFile:
     if seg < (1 << 20) or seg > (1 << 30) or seg & (seg - 1):
         raise ControlFileError("%s names an invalid WAL segment size of %d bytes." % (what, seg),
                                code="control_segsize")
-    if control.xlog_blcksz != 8192 or control.blcksz != 8192:
+    if control.xlog_blcksz != XLOG_BLCKSZ or control.blcksz != BLCKSZ:
         raise ControlFileError(
             "%s describes a cluster built with block size %d / WAL block size %d; only "
-            "8192 is supported." % (what, control.blcksz, control.xlog_blcksz),
+            "%d is supported." % (what, control.blcksz, control.xlog_blcksz, BLCKSZ),
             code="unsupported_block_size")
     return control
 

@@ -15,9 +15,10 @@ import os
 from dataclasses import dataclass
 
 from .blockmap import block_runs
+from .datadir import BLCKSZ, DIRECTORY, FILE
 from .errors import SourceError
 from .source import DigestUnavailable
-from .filemap import BLCKSZ, COPY, COPY_TAIL, CREATE, DIRECTORY, FILE, REMOVE, TRUNCATE, Plan
+from .filemap import COPY, COPY_TAIL, CREATE, REMOVE, TRUNCATE, Plan
 
 DIGEST_MAX_SIZE = 64 << 20     # larger files are copied without comparing first
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .controlfile import CONTROL_PATH, ControlFile, read_control_file
+from .datadir import STATE_DIR
 from .errors import RefusedError
-from .filemap import STATE_DIR
 from .lsn import format_lsn
 from .source import LocalSource
 from .timeline import Divergence, TimelineEntry, find_divergence, history_of

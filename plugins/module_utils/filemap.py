@@ -12,20 +12,15 @@ target has is removed, except what replay still needs or the operator keeps.
 
 from __future__ import annotations
 
-import posixpath
-import re
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import Optional
 
-from .blockmap import ChangedBlocks, RelFileSegment
+from .blockmap import ChangedBlocks
+from .controlfile import CONTROL_PATH
+from .datadir import (BLCKSZ, DEFAULT_KEEP_FILES, DIRECTORY, FILE, STANDBY_FILES, SYMLINK,
+                      FileEntry, is_excluded, is_state_dir, is_tablespace_link,
+                      looks_like_relation, relation_segment)
 from .errors import RefusedError, SourceError
-
-BLCKSZ = 8192
-
-# File types in listings
-FILE = "file"
-DIRECTORY = "dir"
-SYMLINK = "link"
 
 # Actions, in the order they are executed.
 CREATE = "create"          # a directory or symlink the target lacks
@@ -36,31 +31,6 @@ TRUNCATE = "truncate"      # a relation file the target has more of
 REMOVE = "remove"          # only on the target
 KEEP = "keep"              # the operator's file, or WAL replay still needs it
 ACTION_ORDER = (CREATE, COPY, COPY_TAIL, NONE, TRUNCATE, REMOVE, KEEP)
-
-# The engine's own working directory inside the target (never listed, never touched).
-STATE_DIR = "pgops_rewind"
-
-# Not copied from the source; removed from the target when there (server start clears them).
-_EXCLUDED_DIR_CONTENTS = ("pg_stat_tmp", "pg_replslot", "pg_dynshmem", "pg_notify",
-                          "pg_serial", "pg_snapshots", "pg_subtrans")
-_EXCLUDED_FILES = ("postgresql.auto.conf.tmp", "current_logfiles.tmp", "backup_label",
-                   "tablespace_map", "postmaster.pid", "postmaster.opts", "backup_manifest")
-# The standby configuration belongs to the target: the rewind never copies the
-# source's nor removes the target's (write_recovery_conf manages them).
-STANDBY_FILES = ("standby.signal", "recovery.signal", "recovery.conf", "recovery.done")
-DEFAULT_KEEP_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "postgresql.auto.conf")
-
-_REL = re.compile(
-    r"^(?:global/(?P<g>[1-9][0-9]*)"
-    r"|base/(?P<db>[1-9][0-9]*)/(?P<r>[1-9][0-9]*)"
-    r"|pg_tblspc/(?P<spc>[1-9][0-9]*)/(?P<ver>PG_[0-9]+_[0-9]+)/(?P<tdb>[1-9][0-9]*)/"
-    r"(?P<tr>[1-9][0-9]*))(?:\.(?P<seg>[1-9][0-9]*))?$")
-
-
-class FileEntry(NamedTuple):
-    kind: str                   # FILE, DIRECTORY or SYMLINK
-    size: int = 0
-    link_target: Optional[str] = None
 
 
 @dataclass
@@ -133,44 +103,14 @@ class Plan:
                 for a in costly[:count]]
 
 
-def relation_segment(path: str, tablespace_dir: str) -> Optional[RelFileSegment]:
-    """The main-fork relation segment a path names, or None (other forks, other files)."""
-    match = _REL.match(path)
-    if not match:
-        return None
-    seg = int(match.group("seg") or 0)
-    if match.group("g"):
-        return RelFileSegment(1664, 0, int(match.group("g")), seg)
-    if match.group("db"):
-        return RelFileSegment(1663, int(match.group("db")), int(match.group("r")), seg)
-    if match.group("ver") != tablespace_dir:
-        return None
-    return RelFileSegment(int(match.group("spc")), int(match.group("tdb")),
-                          int(match.group("tr")), seg)
-
-
-def is_excluded(path: str) -> bool:
-    """Paths a rewind never copies from the source (and removes from the target)."""
-    if "/pgsql_tmp" in path or path.startswith("pgsql_tmp"):
-        return True
-    top, _unused, rest = path.partition("/")
-    if rest and top in _EXCLUDED_DIR_CONTENTS:
-        return True
-    name = posixpath.basename(path)
-    return name in _EXCLUDED_FILES or name.startswith("pg_internal.init")
-
-
 def _kept(path: str, keep_files) -> bool:
     return any(path == keep or path.startswith(keep.rstrip("/") + "/") for keep in keep_files)
-
-
-_TABLESPACE_LINK = re.compile(r"^pg_tblspc/[1-9][0-9]*$")
 
 
 def check_sane_entry(path: str, entry: FileEntry, relseg_bytes: int) -> None:
     """Sizes a real data directory can have; anything else is a broken or hostile source."""
     if entry.size < 0 or (relseg_bytes and entry.size > relseg_bytes and
-                          _REL.match(path) is not None):
+                          looks_like_relation(path)):
         raise SourceError("the source lists %s with an impossible size of %d bytes."
                           % (path, entry.size), code="unsafe_path")
     if entry.kind == SYMLINK and entry.link_target is not None and \
@@ -228,9 +168,9 @@ def build_plan(source: dict, target: dict, changed: ChangedBlocks, tablespace_di
 def decide(path, src: Optional[FileEntry], tgt: Optional[FileEntry], tablespace_dir,
            keep_wal, keep_files) -> Optional[FileAction]:
     """The action for one path (None: nothing to record)."""
-    if path == "global/pg_control" or ".DS_Store" in path:
+    if path == CONTROL_PATH or ".DS_Store" in path:
         return None                                   # the control file is written last
-    if path == STATE_DIR or path.startswith(STATE_DIR + "/"):
+    if is_state_dir(path):
         return None
     if path in STANDBY_FILES:
         return None
@@ -245,7 +185,7 @@ def decide(path, src: Optional[FileEntry], tgt: Optional[FileEntry], tablespace_
     if tgt is None:
         if src.kind == FILE:
             return FileAction(path, COPY, source_size, 0, FILE)
-        if src.kind == SYMLINK and not _TABLESPACE_LINK.match(path):
+        if src.kind == SYMLINK and not is_tablespace_link(path):
             raise SourceError("the source lists a symbolic link %s; only tablespace links "
                               "(pg_tblspc/<oid>) are created." % path, code="unsafe_path")
         return FileAction(path, CREATE, 0, 0, src.kind, src.link_target)

@@ -20,8 +20,8 @@ import os
 from . import faults
 from .blockmap import ChangedBlocks
 from .controlfile import CONTROL_PATH
+from .datadir import STATE_DIR
 from .durability import fsync_path
-from .filemap import STATE_DIR
 
 STATE_FILE = "state.json"
 BLOCKS_FILE = "changed_blocks.bin"

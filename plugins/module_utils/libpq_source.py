@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import re
 
+from .datadir import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 from .errors import SourceError
-from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 from .bulk import BinaryRows, batches_of, in_parallel
 from .lsn import parse_lsn
 from .source import DigestUnavailable, Source

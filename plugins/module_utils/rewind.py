@@ -23,13 +23,14 @@ from .clone import clone_in_progress, lock_directory, resume_clone, run_clone
 from .commands import RestoreCommand, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
+from .datadir import DEFAULT_KEEP_FILES, FILE, is_excluded
 from .discarded import discarded_report
 from .errors import RefusedError, RewindError
 from .execute import drop_identical_copies, execute_plan
 from .facts import check_compatible, facts_from_journal, gather_facts, journal_state, \
     scan_target_changes, target_facts
 from .finish import finish, standby_configuration
-from .filemap import COPY, DEFAULT_KEEP_FILES, FILE, build_plan, is_excluded
+from .filemap import COPY, build_plan
 from .hot_standby import raise_settings
 from .journal import Journal
 from .progress import Progress, default_path

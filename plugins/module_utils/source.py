@@ -15,8 +15,8 @@ import stat
 from typing import Iterator, Optional
 
 from .controlfile import CONTROL_PATH, ControlFile, parse_control_file
+from .datadir import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 from .errors import RefusedError, SourceError
-from .filemap import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
 
 
 class DigestUnavailable(Exception):

@@ -19,8 +19,9 @@ import time
 
 from .controlfile import DB_IN_ARCHIVE_RECOVERY, ControlFile, updated_control_file
 from . import durability, faults
+from .datadir import DIRECTORY
 from .errors import RefusedError, RewindError
-from .filemap import DIRECTORY, check_safe_path
+from .filemap import check_safe_path
 from .lsn import format_lsn, segment_name
 
 BACKUP_LABEL = "backup_label"

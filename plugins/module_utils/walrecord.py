@@ -17,11 +17,11 @@ import struct
 from typing import NamedTuple, Optional
 
 from .controlfile import CheckPoint
+from .datadir import BLCKSZ
 from .errors import WalError
 from .lsn import format_lsn
 from .versions import MajorFormat
 
-BLCKSZ = 8192
 XLR_SPECIAL_REL_UPDATE = 0x01
 XLR_MAX_BLOCK_ID = 32
 XLR_BLOCK_ID_DATA_SHORT = 255

@@ -30,7 +30,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
-from .blockmap import ChangedBlocks
+from .blockmap import DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID, ChangedBlocks
 from .crc32c import crc32c
 from .errors import WalError
 from .walscan import TargetChanges, scan_changes
@@ -41,8 +41,6 @@ BLOCKS_PER_CHUNK = 1 << 16
 MAX_ENTRIES_PER_CHUNK = BLOCKS_PER_CHUNK // 16    # a chunk with this many uint16 is a bitmap
 INVALID_BLOCK = 0xFFFFFFFF                # limit block of a fork never truncated
 MAIN_FORKNUM = 0
-GLOBALTABLESPACE_OID = 1664
-DEFAULTTABLESPACE_OID = 1663
 MAX_SCAN_FRACTION = 0.5      # beyond this share of WAL in gaps, the (parallel) full scan wins
 
 WAL_SUMMARIES = "wal_summaries"

@@ -1,9 +1,10 @@
 """The file map's decision table (PostgreSQL's rules, plus resumability)."""
 
 from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import ChangedBlocks
+from ansible_collections.pgops.rewind.plugins.module_utils.datadir import (
+    DIRECTORY, FILE, SYMLINK, FileEntry, is_excluded, relation_segment)
 from ansible_collections.pgops.rewind.plugins.module_utils.filemap import (
-    COPY, COPY_TAIL, CREATE, DIRECTORY, FILE, KEEP, NONE, REMOVE, SYMLINK, TRUNCATE, FileEntry,
-    build_plan, is_excluded, relation_segment)
+    COPY, COPY_TAIL, CREATE, KEEP, NONE, REMOVE, TRUNCATE, build_plan)
 from ansible_collections.pgops.rewind.plugins.module_utils.walcopy import WalCopyRule
 
 TSDIR = "PG_16_202307071"

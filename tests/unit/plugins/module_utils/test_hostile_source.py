@@ -8,9 +8,10 @@ import os
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import ChangedBlocks
+from ansible_collections.pgops.rewind.plugins.module_utils.datadir import (DIRECTORY, FILE, SYMLINK,
+                                                                           FileEntry)
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
-from ansible_collections.pgops.rewind.plugins.module_utils.filemap import (
-    COPY, DIRECTORY, FILE, SYMLINK, FileEntry, build_plan)
+from ansible_collections.pgops.rewind.plugins.module_utils.filemap import COPY, build_plan
 from ansible_collections.pgops.rewind.plugins.module_utils.target import TargetDirectory
 
 TSDIR = "PG_15_202209061"
