@@ -25,7 +25,8 @@ from .errors import RewindError
 from .assessment import inspect_and_assess
 from .libpq_source import secrets_of
 from .module_support import REPORTED_DETAILS
-from .rewind import RewindOptions, run
+from .options import RewindOptions
+from .rewind import run
 from .source import open_source
 
 _SECRETS = ("source_server", "primary_conninfo", "target_server", "restore_command")

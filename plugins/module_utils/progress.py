@@ -18,8 +18,11 @@ import os
 import re
 import tempfile
 import time
+from contextlib import contextmanager
 
+from . import faults
 from .scratch import owned_path, write_private_file
+from .timeouts import TimeLimit
 
 PHASES = ("facts", "wal_scan", "plan", "copy", "finish", "done", "failed")
 
@@ -91,3 +94,26 @@ class Progress:
             write_private_file(self.path, json.dumps(state).encode())
         except OSError:
             self.path = None        # progress is a courtesy: never fail the rewind over it
+
+
+class PhaseTimer:
+    """Seconds per phase, and the phase announced in the progress file."""
+
+    def __init__(self, progress=None, limit=None):
+        self.durations = {}
+        self.progress = progress
+        self.limit = limit or TimeLimit(None)
+
+    @contextmanager
+    def __call__(self, phase, total=0):
+        self.limit.check()              # names the phase that used the time up
+        self.limit.phase = phase
+        if self.progress is not None:
+            self.progress.phase(phase, total)
+        faults.moment("phase " + phase)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.durations[phase] = round(self.durations.get(phase, 0)
+                                          + time.monotonic() - started, 3)

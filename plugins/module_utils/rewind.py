@@ -12,90 +12,33 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Optional
 
-from . import faults
 from .assessment import PATH_CLONE, REWIND_IMPOSSIBLE, choose_path
 from .clone import clone_in_progress, lock_directory, resume_clone, run_clone
-from .commands import RestoreCommand, crash_recovery, find_postgres, \
-    recovery_conf_setting, show_setting
 from .controlfile import parse_control_file
-from .datadir import DEFAULT_KEEP_FILES, FILE, is_excluded
+from .datadir import FILE, is_excluded
 from .discarded import discarded_report
 from .errors import RefusedError, RewindError
 from .execute import drop_identical_copies, execute_plan
-from .facts import check_compatible, facts_from_journal, gather_facts, journal_state, \
-    scan_target_changes, target_facts
+from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
+    target_facts
 from .finish import finish, standby_configuration
 from .filemap import COPY, build_plan
 from .hot_standby import raise_settings
 from .journal import Journal
-from .progress import Progress, default_path
+from .options import RewindOptions
+from .preconditions import check_source, cleanly_stopped_target, restore_command_for, \
+    validate_source
+from .progress import PhaseTimer, Progress, default_path
 from .runlock import RunLock
 from .scratch import ScratchDirectory, sweep_dead, write_private_file
 from .source import open_source
 from .standby import without_recovery_settings
 from .survey import SurveyInBackground, take_survey
-from .target import TargetDirectory, check_not_running, is_pending_rewind
+from .target import TargetDirectory, check_not_running
 from .timeouts import TimeLimit
 from .walsummary import changes_source
 from .walreserve import release_after_failed_run, released_on_failure, wal_reservation
-
-
-@dataclass
-class RewindOptions:
-    target_pgdata: str
-    source_server: Optional[str] = None
-    source_pgdata: Optional[str] = None
-    write_recovery_conf: bool = False
-    primary_conninfo: Optional[str] = None
-    keep_files: tuple = DEFAULT_KEEP_FILES
-    ensure_shutdown: bool = True
-    bindir: Optional[str] = None
-    config_file: Optional[str] = None
-    restore_command: Optional[str] = None
-    restore_target_wal: bool = False
-    parallel: int = 0                      # connections to the source; 0: from the CPUs
-    sync: bool = True
-    progress_file: Optional[str] = None    # None: progress.default_path(); "": none
-    timeout: int = 0                       # seconds for the whole run; 0: unbounded
-    connect_timeout: int = 30              # when source_server names none
-    source_timeout: int = 300              # per request to the source; 0: unbounded
-    fallback: str = "fail"                 # or "clone": rebuild when a rewind cannot work
-    clone_when: str = "impossible"         # or "cheaper"
-    clone_discard_old: bool = False
-    discarded_file: Optional[str] = None   # the discarded-work report, also as JSON here
-    reserve_wal: bool = True               # a physical slot on the source (walreserve.py)
-    slot_name: Optional[str] = None        # None: walreserve.default_slot_name()
-    keep_slot: Optional[bool] = None       # None: as write_recovery_conf
-    check_mode: bool = False
-    use_wal_summaries: str = "auto"        # anything else: always scan the target's WAL
-
-
-class PhaseTimer:
-    """Seconds per phase, and the phase announced in the progress file."""
-
-    def __init__(self, progress=None, limit=None):
-        self.durations = {}
-        self.progress = progress
-        self.limit = limit or TimeLimit(None)
-
-    @contextmanager
-    def __call__(self, phase, total=0):
-        self.limit.check()              # names the phase that used the time up
-        self.limit.phase = phase
-        if self.progress is not None:
-            self.progress.phase(phase, total)
-        faults.moment("phase " + phase)
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.durations[phase] = round(self.durations.get(phase, 0)
-                                          + time.monotonic() - started, 3)
 
 
 def run(options: RewindOptions) -> dict:
@@ -166,19 +109,19 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
             control = target_facts(pgdata)
             source = _open_source(options, timer.limit)
             _report_tls(source, result)
-            _validate_source(source, control, options)   # before crash recovery changes it
-            control = _cleanly_stopped_target(pgdata, options, result, control)
+            validate_source(source, control, options)   # before crash recovery changes it
+            control = cleanly_stopped_target(pgdata, options, result, control)
             if control is None:       # check mode with an unclean target: stop here
                 result["duration_s"] = timer.durations
                 return result
-            restore = _restore_command(options, control, pgdata, restore_dir)
+            restore = restore_command_for(options, control, pgdata, restore_dir)
             impossible = None
             try:
                 facts = gather_facts(pgdata, control, source, restore)
             except RewindError as exc:
                 facts, impossible = None, exc
             if facts is not None:
-                _check_source(source, facts.source)
+                check_source(source, facts.source)
             reservation = wal_reservation(options)
             if reservation is not None and facts is not None and \
                     not (facts.rewind_required or reservation.keep):
@@ -252,71 +195,6 @@ def _resume_clone(options, pgdata, where, timer):
 
 class _CloneIsCheaper(Exception):
     """A clone was chosen over a possible rewind (clone_when: cheaper or always)."""
-
-
-def _cleanly_stopped_target(pgdata, options, result, control):
-    """The target's control file, after crash recovery if it was not stopped cleanly
-    (None in check mode, where that recovery cannot be run)."""
-    result["target_state_before"] = control.state_name
-    if control.cleanly_shut_down or is_pending_rewind(pgdata, control):
-        return control
-    if not options.ensure_shutdown:
-        raise RefusedError("the target was not shut down cleanly (state: %s)." % control.state_name,
-                           hint="Set ensure_shutdown: true to let the rewind finish crash "
-                                "recovery first, or start and cleanly stop the server yourself.",
-                           code="target_unclean")
-    result["crash_recovery"] = True
-    result["changed"] = True
-    if options.check_mode:
-        result["msg"] = ("the target was not shut down cleanly; a real run first finishes its "
-                         "crash recovery, after which the rewind can be planned.")
-        return None
-    postgres = find_postgres(control.major, options.bindir)
-    crash_recovery(postgres, pgdata, options.config_file)
-    control = target_facts(pgdata)
-    if not control.cleanly_shut_down:
-        raise RefusedError("the target is still not cleanly shut down after crash recovery "
-                           "(state: %s)." % control.state_name, code="target_unclean")
-    return control
-
-
-def _restore_command(options, control, pgdata, restore_dir):
-    command = options.restore_command
-    if not command and options.restore_target_wal:
-        if control.fmt.recovery_conf:
-            command = recovery_conf_setting(pgdata, "restore_command")
-        else:
-            postgres = find_postgres(control.major, options.bindir)
-            command = show_setting(postgres, pgdata, "restore_command", options.config_file)
-        if not command:
-            raise RefusedError("restore_target_wal is set but the target has no restore_command.",
-                               hint="Configure restore_command on the target or pass "
-                                    "restore_command.", code="no_restore_command")
-    if not command:
-        return None
-    return RestoreCommand(command, control.xlog_seg_size, restore_dir)
-
-
-def _validate_source(source, target_control, options):
-    """Everything about the source that can refuse the run, checked while the target is
-    still as found (a crashed target's pg_control holds its system identifier too). What
-    only makes a rewind impossible is left to the clone fallback, when allowed."""
-    source_control = source.control_file()
-    try:
-        check_compatible(target_control, source_control)
-    except RefusedError as exc:
-        if options.fallback != "clone" or exc.code not in REWIND_IMPOSSIBLE:
-            raise
-    source.check_access()
-    _check_source(source, source_control)
-
-
-def _check_source(source, source_control):
-    if not source.full_page_writes(source_control):
-        raise RefusedError("full_page_writes is off on the source.",
-                           hint="Turn full_page_writes on on the new primary (it is on by "
-                                "default) and run again.", code="source_no_fpw")
-    source.check_consistent(source_control)
 
 
 def _reserve_wal(reservation, options, result) -> None:
@@ -444,7 +322,7 @@ def _resume(options, pgdata, target, journal, timer, result):
     try:
         with timer("facts"):
             facts = facts_from_journal(state, target_original, source)
-            _check_source(source, facts.source)
+            check_source(source, facts.source)
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()

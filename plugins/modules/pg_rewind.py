@@ -539,7 +539,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.rewind.plugins.module_utils.datadir import DEFAULT_KEEP_FILES
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
     protect_secrets, run_engine)
-from ansible_collections.pgops.rewind.plugins.module_utils.rewind import RewindOptions, run
+from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
+from ansible_collections.pgops.rewind.plugins.module_utils.rewind import run
 
 
 def main():

@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RefusedError
-from ansible_collections.pgops.rewind.plugins.module_utils.rewind import RewindOptions
+from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
 from ansible_collections.pgops.rewind.plugins.module_utils.slots import SlotState
 from ansible_collections.pgops.rewind.plugins.module_utils.standby import standby_files
 from ansible_collections.pgops.rewind.plugins.module_utils.walreserve import (
