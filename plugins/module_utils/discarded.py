@@ -15,6 +15,7 @@ catalog (`resolve_names`), where the relation still has the same relfilenode.
 from __future__ import annotations
 
 import struct
+from array import array
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -40,13 +41,16 @@ _I32, _U32, _I64 = struct.Struct("<i"), struct.Struct("<I"), struct.Struct("<q")
 class DiscardedWork:
     """Counters fed record by record from `from_lsn` (the fork) on."""
 
-    def __init__(self, from_lsn: int):
+    def __init__(self, from_lsn: int, part: bool = False):
         self.from_lsn = from_lsn
         self.committed = self.aborted = self.prepared = 0
         self.xid_min = self.xid_max = None
         self.first_commit = self.last_commit = None      # microseconds since 2000-01-01
         self.pending = {}       # xid -> {relation: [inserted, updated, deleted]}
-        self.orphans = {}       # xid finished here with no work seen here -> kept?
+        # In a part of a parallel scan, every xid finished here: the parts before may
+        # hold work of it that only this part can settle (4 bytes a transaction).
+        self.part = part
+        self.finished_kept, self.finished_dropped = array("I"), array("I")
         self.tuples = {}        # relation (spc, db, rel) -> [inserted, updated, deleted]
         self.flags = {}         # relation -> set of created / truncated / dropped
         self.databases = {"created": set(), "dropped": set()}
@@ -102,15 +106,15 @@ class DiscardedWork:
             self.xid_max = xid if self.xid_max is None else max(self.xid_max, xid)
 
     def _finish(self, xids, keep: bool) -> None:
-        """Their work counts (commit, prepare) or not (abort). A transaction finished
-        here that did its work before this part of a parallel scan is remembered, so
-        that merging the parts attributes that work."""
+        """Their work counts (commit, prepare) or not (abort). In a part of a parallel
+        scan the xids are remembered too: a transaction may have worked in the parts
+        before this one as well as in it, and merging attributes that earlier work."""
         for xid in xids:
             work = self.pending.pop(xid, None)
-            if work is None:
-                self.orphans[xid] = keep
-            elif keep:
+            if work is not None and keep:
                 _add(self.tuples, work)
+        if self.part:
+            (self.finished_kept if keep else self.finished_dropped).extend(xids)
 
     # --- parts of a parallel scan ----------------------------------------------------
     def state(self) -> dict:
@@ -135,10 +139,11 @@ class DiscardedWork:
         for kind in ("created", "dropped"):
             self.databases[kind] |= other["databases"][kind]
         # work left pending by the parts before, finished in this one
-        for xid, keep in other["orphans"].items():
-            work = self.pending.pop(xid, None)
-            if work is not None and keep:
-                _add(self.tuples, work)
+        for keep, xids in ((True, other["finished_kept"]), (False, other["finished_dropped"])):
+            for xid in xids if self.pending else ():
+                work = self.pending.pop(xid, None)
+                if work is not None and keep:
+                    _add(self.tuples, work)
         for xid, relations in other["pending"].items():
             _add(self.pending.setdefault(xid, {}), relations)
 

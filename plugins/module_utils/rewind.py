@@ -254,6 +254,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
         "bytes_to_fetch": summary["bytes_to_fetch"],
         "wal_bytes_scanned": changes.wal_bytes,
         "wal_records_scanned": changes.records,
+        "wal_scan_processes": changes.processes,
         "changed_blocks": len(changes.blocks),
         "changed_blocks_from": changes_source(changes),
         "discarded": discarded_report(changes, source),
@@ -339,7 +340,8 @@ def _resume(options, pgdata, target, journal, timer, result):
         summary = plan.summary()
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
-                      largest=plan.largest(), wal_bytes_scanned=0)
+                      largest=plan.largest(), wal_bytes_scanned=0,
+                      wal_scan_processes=0)
         target.preflight(plan.actions)
         if options.check_mode:
             result["bytes_fetched"] = 0

@@ -51,6 +51,7 @@ class TargetChanges:
     first_prev: int = 0      # prev-link of the first record read (to chain parts of a scan)
     last_lsn: int = 0        # the last record read
     discarded: Optional[DiscardedWork] = None   # the old primary's work after the fork
+    processes: int = 1       # that read the WAL (scan_changes_parallel)
 
     @property
     def wal_bytes(self) -> int:
@@ -79,17 +80,20 @@ def find_last_common_checkpoint(reader, divergence_lsn: int, fmt: MajorFormat):
 
 
 def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
-                 limit=None, count_from: Optional[int] = None) -> TargetChanges:
+                 limit=None, count_from: Optional[int] = None,
+                 part: bool = False) -> TargetChanges:
     """Every main-fork block the records from `start` up to `end` touched.
 
     The hot loop of a rewind: block references come from walrecord's fragment
     reader, the one decoder, straight from the record bytes; the rare records that
     change files beyond their blocks are decoded whole. Blocks seen a moment ago are
     not added again: hot pages are touched by record after record. With `count_from`
-    (the fork), the same pass counts what the target did from there (discarded.py).
+    (the fork), the same pass counts what the target did from there (discarded.py);
+    `part`: this is one part of a parallel scan, merged later.
     """
     changes = TargetChanges(ChangedBlocks(relseg_size), start, end)
-    work = changes.discarded = DiscardedWork(count_from) if count_from is not None else None
+    work = changes.discarded = DiscardedWork(count_from, part) if count_from is not None \
+        else None
     add = changes.blocks.add
     events = changes.file_events
     recent = set()
@@ -188,7 +192,8 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
     context = multiprocessing.get_context("fork")
     next_part = context.Value("i", 0)
     channels = {}
-    for _unused in range(min(workers, len(bounds) - 1)):
+    started = min(workers, len(bounds) - 1)
+    for _unused in range(started):
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_scan_parts, daemon=True, args=(
             send, next_part, open_reader, bounds, fmt, relseg_size, count_from))
@@ -221,7 +226,7 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
         _kind, name, message, hint = failure
         cls = {"MissingWalError": MissingWalError}.get(name, WalError)
         raise cls(message, hint=hint or None)
-    changes = TargetChanges(ChangedBlocks(relseg_size), start, end)
+    changes = TargetChanges(ChangedBlocks(relseg_size), start, end, processes=started)
     if count_from is not None:
         changes.discarded = DiscardedWork(count_from)
     previous = None
@@ -257,7 +262,7 @@ def _scan_parts(channel, next_part, open_reader, bounds, fmt, relseg_size, count
                 part_start = bounds[index] if first else reader.first_record_from(bounds[index])
                 part = scan_changes(reader, part_start, bounds[index + 1] if last else None,
                                     fmt, relseg_size, limit=None if last else bounds[index + 1],
-                                    count_from=count_from)
+                                    count_from=count_from, part=True)
             finally:
                 reader.close()
             channel.send(("ok", index, part.blocks.to_bytes(), part.records, part.file_events,

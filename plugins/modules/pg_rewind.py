@@ -393,6 +393,13 @@ wal_bytes_scanned:
     summaries, only the stretches they do not cover).
   returned: when a rewind is (or would be) done
   type: int
+wal_scan_processes:
+  description:
+    - Processes that read the target's WAL. A long stretch of WAL is split at segment
+      boundaries and read by up to 4 processes (at most one per CPU); a short one by 1.
+  returned: when a rewind is (or would be) done
+  type: int
+  version_added: 0.2.0
 changed_blocks_from:
   description: Where the changed blocks came from, V(wal_summaries) (see O(use_wal_summaries))
     or V(wal_scan).

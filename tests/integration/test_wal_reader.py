@@ -92,15 +92,19 @@ def test_records_and_blocks_equal_pg_waldump(bed, segsize):
             if b.fork == 0:
                 reference.setdefault((b.spc, b.db, b.rel, b.blkno // 131072), set()).add(
                     b.blkno % 131072)
-    changes = scan_changes(reader, start, end, reader.fmt, 131072)
+    changes = scan_changes(reader, start, end, reader.fmt, 131072, count_from=start)
     assert changes.records == len(ours)
+    counted = changes.discarded.report()
+    assert max(r["inserted"] for r in counted["relations"]) >= 20000   # one transaction
     assert {tuple(k): set(changes.blocks.blocks(k)) for k in changes.blocks.segments()} == reference
 
-    # Split over processes at segment boundaries, the scan finds exactly the same.
+    # Split over processes at segment boundaries, the scan finds exactly the same, and
+    # counts the same work (transactions whose records run across parts included).
     for workers in (2, 3):
         parallel = scan_changes_parallel(lambda: reader_for(datadir), start, end, reader.fmt,
-                                         131072, workers)
+                                         131072, workers, count_from=start)
         assert parallel.records == len(ours)
+        assert parallel.discarded.report() == counted
         assert {tuple(k): set(parallel.blocks.blocks(k))
                 for k in parallel.blocks.segments()} == reference
         assert parallel.file_events == changes.file_events
