@@ -23,8 +23,10 @@ FAULTS = [
     ("source connection terminated mid-copy", "pg_terminate_backend() while the rewind is "
      "paused (PGOPS_REWIND_FAULT=pause)", "error `source_changed`; start fails; the rerun "
      "completes", "resilience/test_source_faults.py::test_connection_dropped_mid_copy"),
-    ("source restarted mid-copy", "pg_ctl restart while paused", "error `source_changed`; "
-     "the rerun completes", "resilience/test_source_faults.py::test_source_restarted_mid_copy"),
+    ("source restarted mid-copy with a higher max_connections", "ALTER SYSTEM and pg_ctl "
+     "restart while paused", "error `source_changed`; the rerun completes and raises the "
+     "node's max_connections, which then starts as a standby",
+     "resilience/test_source_faults.py::test_source_restarted_mid_copy_with_a_higher_setting"),
     ("source promoted again mid-rewind", "the standby serving as source is promoted while "
      "paused", "error `source_timeline_changed`; the rerun completes on the new timeline",
      "resilience/test_source_faults.py::test_source_promoted_again_mid_rewind"),

@@ -46,11 +46,12 @@ def _cannot_start_as_primary(node):
     assert proc.returncode != 0 and not node.is_alive()
 
 
-def _complete(fo, params):
+def _complete(fo, params) -> dict:
     result = run_cli("rewind", params)
     assert result["_rc"] == 0, result
     assert result["resumed"] is True
     assert_follows_and_matches(fo)
+    return result
 
 
 @pytest.mark.parametrize("major", [13, 17])
@@ -68,14 +69,22 @@ def test_connection_dropped_mid_copy(bed, collection, major):
     _complete(fo, params)
 
 
-def test_source_restarted_mid_copy(bed, collection):
+def test_source_restarted_mid_copy_with_a_higher_setting(bed, collection):
+    """The operator raises max_connections on the new primary, which takes a restart,
+    while the rewind copies: the run stops clearly; the rerun completes it and raises
+    the rewound node's setting from the restarted source's pg_control, so that the
+    standby starts (a hot standby needs at least the primary's value)."""
     fo = failover(bed, 16)
-    proc, marker, params = _paused_rewind(bed, fo, fo.new_primary)
+    proc, marker, params = _paused_rewind(bed, fo, fo.new_primary,
+                                          bindir=str(fo.old_primary.bindir))
+    fo.new_primary.sql("ALTER SYSTEM SET max_connections = 60")
     fo.new_primary.restart()
     rc, result = _finish_run(proc, marker)
     assert rc == 1 and result["error_code"] == "source_changed", result
     _cannot_start_as_primary(fo.old_primary)
-    _complete(fo, params)
+    done = _complete(fo, params)
+    assert done["settings_raised"] == {"max_connections": {"from": 40, "to": 60}}, done
+    assert fo.old_primary.scalar("SHOW max_connections") == "60"
 
 
 def test_source_promoted_again_mid_rewind(bed, collection):
