@@ -9,7 +9,9 @@ window must not read the target as ahead of the source."""
 
 import json
 import os
+import signal
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -20,19 +22,30 @@ from support.scenarios import Failover, failover, seed
 
 
 def _unwritten_wal(node) -> tuple:
-    """A non-transactional message: nothing flushes it but the WAL writer. Returns the
-    (insert, write) positions just after."""
+    """A non-transactional message: nothing writes it out but the WAL writer's next
+    round. Returns the (insert, write) positions just after."""
     node.sql("SELECT pg_catalog.pg_logical_emit_message(false, 'pgops', 'not flushed')")
     return node.scalar("SELECT pg_catalog.pg_current_wal_insert_lsn()"), \
         node.scalar("SELECT pg_catalog.pg_current_wal_lsn()")
+
+
+@contextmanager
+def _wal_writer_frozen(node):
+    """The WAL writer stopped (SIGSTOP), so that its round cannot fall in the window
+    the test needs (up to 200 ms, or 5 s when it hibernates, in the field)."""
+    pid = node.scalar("SELECT pid FROM pg_catalog.pg_stat_activity "
+                      "WHERE backend_type = 'walwriter'")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize("major", [11, 15, 18])
 def test_rerun_while_the_source_holds_unwritten_wal(bed, collection, major):
     fo = failover(bed, major)
     source = fo.new_primary
-    source.sql("ALTER SYSTEM SET wal_writer_delay = '10s'")    # a slow round: a wide window
-    source.sql("SELECT pg_catalog.pg_reload_conf()")
     os.chmod(bed.home, 0o777)
     marker = bed.home / "paused"
     params = {"target_pgdata": str(fo.old_primary.datadir), "source_server": source.conninfo(),
@@ -43,16 +56,18 @@ def test_rerun_while_the_source_holds_unwritten_wal(bed, collection, major):
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "the rewind never reached its finish"
         time.sleep(0.05)
-    insert, write = _unwritten_wal(source)
-    marker.unlink()
-    first = json.loads(proc.stdout.read())
-    proc.wait(timeout=300)
-    assert proc.returncode == 0, first
-    assert first["min_recovery_point"]["lsn"] == insert, "replay must reach the insert position"
-
-    again = run_cli("rewind", params)
-    assert source.scalar("SELECT pg_catalog.pg_current_wal_lsn()") == write, \
-        "the WAL writer flushed before the second run: the test proved nothing"
+    with _wal_writer_frozen(source):
+        insert, write = _unwritten_wal(source)
+        assert insert != write, "the message was written at once: the test proves nothing"
+        marker.unlink()
+        first = json.loads(proc.stdout.read())
+        proc.wait(timeout=300)
+        assert proc.returncode == 0, first
+        assert first["min_recovery_point"]["lsn"] == insert, \
+            "replay must reach the insert position"
+        again = run_cli("rewind", params)
+        assert source.scalar("SELECT pg_catalog.pg_current_wal_lsn()") == write, \
+            "the source wrote its WAL before the second run: the test proved nothing"
     assert again["_rc"] == 0, again
     assert again["changed"] is False and again["rewind_required"] is False
     assert_follows_and_matches(fo)
