@@ -139,11 +139,13 @@ class DiscardedWork:
         for kind in ("created", "dropped"):
             self.databases[kind] |= other["databases"][kind]
         # work left pending by the parts before, finished in this one
-        for keep, xids in ((True, other["finished_kept"]), (False, other["finished_dropped"])):
-            for xid in xids if self.pending else ():
+        if self.pending:
+            for xid in other["finished_kept"]:
                 work = self.pending.pop(xid, None)
-                if work is not None and keep:
+                if work is not None:
                     _add(self.tuples, work)
+            for xid in other["finished_dropped"]:
+                self.pending.pop(xid, None)
         for xid, relations in other["pending"].items():
             _add(self.pending.setdefault(xid, {}), relations)
 
@@ -288,6 +290,5 @@ def discarded_report(changes, source) -> Optional[dict]:
     relations = sorted(set(work.tuples) | set(work.flags))
     databases = {rel[1] for rel in relations} | work.databases["created"] | \
         work.databases["dropped"]
-    catalog = getattr(source, "catalog_names", None)
-    names, db_names = catalog(relations, sorted(databases)) if catalog else ({}, {})
+    names, db_names = source.catalog_names(relations, sorted(databases))
     return work.report(names, db_names)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 
-from .datadir import DIRECTORY, FILE, STATE_DIR, SYMLINK, FileEntry
+from .datadir import DIRECTORY, FILE, SYMLINK, FileEntry, is_state_dir
 from .errors import SourceError
 from .bulk import BinaryRows, batches_of, in_parallel
 from .lsn import parse_lsn
@@ -361,7 +361,7 @@ class LibpqSource(Source):
     def list_files(self):
         files = {}
         for path, size, isdir, link_target in self.query(_LIST_SQL, what="list the source's files"):
-            if size is None or path == STATE_DIR or path.startswith(STATE_DIR + "/"):
+            if size is None or is_state_dir(path):
                 continue                    # vanished while listed; or our own state
             if link_target and link_target.startswith("/"):
                 files[path] = FileEntry(SYMLINK, 0, link_target)

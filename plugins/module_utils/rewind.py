@@ -260,7 +260,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
         "discarded": discarded_report(changes, source),
         "largest": plan.largest(),
         "files_identical": identical,
-        "fetch_connections": getattr(source, "parallel", 1),
+        "fetch_connections": source.parallel,
     })
     target.preflight(plan.actions)
     if options.check_mode:
@@ -369,8 +369,9 @@ def _open_source(options, limit):
 
 
 def _report_tls(source, result):
-    if hasattr(source, "tls"):
-        result["source_tls"] = source.tls()
+    tls = source.tls()
+    if tls is not None:
+        result["source_tls"] = tls
 
 
 def _warner(result):

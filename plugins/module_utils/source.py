@@ -29,6 +29,7 @@ class Source:
 
     kind = "abstract"
     is_running = False      # a server that keeps writing (a clone needs one)
+    parallel = 1            # connections the copy fetches over
 
     def read_file(self, path: str) -> Optional[bytes]:
         """A whole (small) file relative to the data directory, or None if it is missing."""
@@ -54,6 +55,15 @@ class Source:
     def check_access(self) -> None:
         """Refuse now, before the target is changed, if the rewind could not read the
         source later (a libpq role without the file-access functions)."""
+
+    def tls(self) -> Optional[dict]:
+        """How the connection to the source is protected (None: there is none)."""
+        return None
+
+    def catalog_names(self, relations, database_oids) -> tuple:
+        """({relation: (schema, name)}, {database oid: name}) where the source can tell:
+        a stopped data directory cannot be asked."""
+        return {}, {}
 
     def check_consistent(self, control: ControlFile) -> None:
         """Refuse a source whose files are not a consistent copy to take (a data
