@@ -37,9 +37,9 @@ import json, resource, sys, time
 if %(crc)r == "python":
     sys.modules["crc32c"] = None     # hide the optional C package (import fails)
 sys.path[:0] = %(paths)r
-from ansible_collections.pgops.rewind.plugins.module_utils import crc32c as crc_module
+from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c as crc_module
 from support.walread import reader_for
-from ansible_collections.pgops.rewind.plugins.module_utils.walscan import scan_changes
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import scan_changes
 reader = reader_for(%(datadir)r)
 start, end, mode = %(start)d, %(end)d, %(mode)r
 t0, c0 = time.perf_counter(), time.process_time()

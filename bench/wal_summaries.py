@@ -36,10 +36,12 @@ CHILD = r"""
 import json, os, resource, sys, time
 sys.path[:0] = %(paths)r
 from support.walread import reader_for
-from ansible_collections.pgops.rewind.plugins.module_utils import crc32c, wal, walsummary
-from ansible_collections.pgops.rewind.plugins.module_utils.controlfile import read_control_file
-from ansible_collections.pgops.rewind.plugins.module_utils.timeline import TimelineEntry
-from ansible_collections.pgops.rewind.plugins.module_utils.walscan import scan_changes
+from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c
+from ansible_collections.pgops.rewind.plugins.module_utils.wal import reader as wal
+from ansible_collections.pgops.rewind.plugins.module_utils.wal import summary as walsummary
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.controlfile import read_control_file
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import TimelineEntry
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import scan_changes
 datadir, start, end, mode = %(datadir)r, %(start)d, %(end)d, %(mode)r
 if mode.endswith("-pycrc"):
     wal.crc32c = walsummary.crc32c = crc32c.crc32c_python

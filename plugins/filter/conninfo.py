@@ -1,14 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: pgops.rewind developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The conninfo and postgresql_quote filters: the engine's own quoting (module_utils/quoting.py),
+"""The conninfo and postgresql_quote filters: the engine's own quoting (module_utils/standby/quoting.py),
 so the role writes exactly what the module would."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pgops.rewind.plugins.module_utils.quoting import (
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.quoting import (
     conninfo_string, quote_setting)
 
 

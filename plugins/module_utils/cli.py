@@ -22,12 +22,12 @@ import os
 import sys
 
 from .errors import RewindError
-from .assessment import inspect_and_assess
-from .libpq_source import secrets_of
+from .plan.assessment import inspect_and_assess
+from .source.libpq import secrets_of
 from .module_support import REPORTED_DETAILS
 from .options import RewindOptions
 from .rewind import run
-from .source import open_source
+from .source.factory import open_source
 
 _SECRETS = ("source_server", "primary_conninfo", "target_server", "restore_command")
 _INFO_PARAMS = ("target_pgdata", "source_server", "source_pgdata", "target_server")

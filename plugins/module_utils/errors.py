@@ -203,7 +203,7 @@ CATALOG = {
     "target_lock_failed": ("The target data directory could not be locked for the run.",
                            "Check that the directory (or the lock file in the temporary "
                            "directory the message names) can be opened by its owner."),
-    # WAL reserved on the source with a replication slot (walreserve.py)
+    # WAL reserved on the source with a replication slot (standby/walreserve.py)
     "source_no_replication": ("The source role may not create replication slots (it lacks "
                               "REPLICATION), which reserving the new primary's WAL needs.",
                               "ALTER ROLE ... REPLICATION (or use a superuser), or set "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 
 from .errors import RewindError
-from .libpq_source import secrets_of
+from .source.libpq import secrets_of
 
 # Error details returned next to msg/error_code/hint (none of them may hold a secret).
 REPORTED_DETAILS = ("rewind_in_progress",)

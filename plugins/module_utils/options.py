@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .datadir import DEFAULT_KEEP_FILES
+from .pg.datadir import DEFAULT_KEEP_FILES
 
 
 @dataclass
@@ -34,7 +34,7 @@ class RewindOptions:
     clone_when: str = "impossible"         # or "cheaper"
     clone_discard_old: bool = False
     discarded_file: Optional[str] = None   # the discarded-work report, also as JSON here
-    reserve_wal: bool = True               # a physical slot on the source (walreserve.py)
+    reserve_wal: bool = True               # a physical slot on the source (standby/walreserve.py)
     slot_name: Optional[str] = None        # None: walreserve.default_slot_name()
     keep_slot: Optional[bool] = None       # None: as write_recovery_conf
     check_mode: bool = False

@@ -13,32 +13,33 @@ from __future__ import annotations
 import json
 import os
 
-from .assessment import PATH_CLONE, REWIND_IMPOSSIBLE, choose_path
-from .clone import clone_in_progress, lock_directory, resume_clone, run_clone
-from .controlfile import parse_control_file
-from .datadir import FILE, is_excluded
-from .discarded import discarded_report
+from .plan.assessment import PATH_CLONE, REWIND_IMPOSSIBLE, choose_path
+from .apply.clone import clone_in_progress, lock_directory, resume_clone, run_clone
+from .pg.controlfile import parse_control_file
+from .pg.datadir import FILE, is_excluded
+from .wal.discarded import discarded_report
 from .errors import RefusedError, RewindError
-from .execute import drop_identical_copies, execute_plan
-from .facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
+from .apply.execute import execute_plan
+from .plan.identical import drop_identical_copies
+from .plan.facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
     target_facts
-from .finish import finish, standby_configuration
-from .filemap import COPY, build_plan
-from .hot_standby import raise_settings
-from .journal import Journal
+from .apply.finish import finish, standby_configuration
+from .plan.filemap import COPY, build_plan
+from .standby.hot_standby import raise_settings
+from .target.journal import Journal
 from .options import RewindOptions
-from .preconditions import check_source, cleanly_stopped_target, restore_command_for, \
+from .plan.preconditions import check_source, cleanly_stopped_target, restore_command_for, \
     validate_source
-from .progress import PhaseTimer, Progress, default_path
-from .runlock import RunLock
-from .scratch import ScratchDirectory, sweep_dead, write_private_file
-from .source import open_source
-from .standby import without_recovery_settings
-from .survey import SurveyInBackground, take_survey
-from .target import TargetDirectory, check_not_running
-from .timeouts import TimeLimit
-from .walsummary import changes_source
-from .walreserve import release_after_failed_run, released_on_failure, wal_reservation
+from .runtime.progress import PhaseTimer, Progress, default_path
+from .target.runlock import RunLock
+from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
+from .source.factory import open_source
+from .standby.config import without_recovery_settings
+from .plan.survey import SurveyInBackground, take_survey
+from .target.directory import TargetDirectory, check_not_running
+from .runtime.timeouts import TimeLimit
+from .wal.summary import changes_source
+from .standby.walreserve import release_after_failed_run, released_on_failure, wal_reservation
 
 
 def run(options: RewindOptions) -> dict:
@@ -284,7 +285,7 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
 
 
 def _plan(listed, blocks, facts, keep_files, source, pgdata, result):
-    """The plan from the survey (survey.py) and the changed blocks; (plan, files the
+    """The plan from the survey (plan/survey.py) and the changed blocks; (plan, files the
     target already has, so not copied)."""
     plan = build_plan(listed.source_files, listed.target_files, blocks,
                       facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,

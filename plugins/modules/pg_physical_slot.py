@@ -71,7 +71,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
     protect_secrets, run_engine)
-from ansible_collections.pgops.rewind.plugins.module_utils.slots import ensure_physical_slot
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.slots import ensure_physical_slot
 
 
 def main():

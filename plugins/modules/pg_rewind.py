@@ -543,7 +543,7 @@ hint:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgops.rewind.plugins.module_utils.datadir import DEFAULT_KEEP_FILES
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import DEFAULT_KEEP_FILES
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
     protect_secrets, run_engine)
 from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions

@@ -359,9 +359,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
     protect_secrets, run_engine)
-from ansible_collections.pgops.rewind.plugins.module_utils.assessment import (
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import (
     CLONE_WHEN, FALLBACKS, inspect_and_assess)
-from ansible_collections.pgops.rewind.plugins.module_utils.source import open_source
+from ansible_collections.pgops.rewind.plugins.module_utils.source.factory import open_source
 
 
 def main():

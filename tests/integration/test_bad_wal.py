@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import MissingWalError, WalError
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import segment_name
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import segment_name
 from support.bed import Bed
 from support.walread import reader_for
 

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import controlfile as cf
+from ansible_collections.pgops.rewind.plugins.module_utils.pg import controlfile as cf
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import ControlFileError
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import format_lsn, parse_lsn
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import format_lsn, parse_lsn
 from support.cluster import run_pg
 from support.env import debian_tool
 

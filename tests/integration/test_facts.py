@@ -4,12 +4,12 @@ import re
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import facts as facts_mod
+from ansible_collections.pgops.rewind.plugins.module_utils.plan import facts as facts_mod
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RefusedError, TimelineError
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import format_lsn, parse_lsn
-from ansible_collections.pgops.rewind.plugins.module_utils.libpq_source import LibpqSource
-from ansible_collections.pgops.rewind.plugins.module_utils.source import LocalSource
-from ansible_collections.pgops.rewind.plugins.module_utils.walrecord import is_checkpoint
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import format_lsn, parse_lsn
+from ansible_collections.pgops.rewind.plugins.module_utils.source.libpq import LibpqSource
+from ansible_collections.pgops.rewind.plugins.module_utils.source.local import LocalSource
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import is_checkpoint
 from support.cluster import run_pg
 from support.env import debian_tool
 from support.scenarios import failover, switchover

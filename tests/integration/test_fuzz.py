@@ -11,15 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.pgops.rewind.plugins.module_utils import controlfile as cf
-from ansible_collections.pgops.rewind.plugins.module_utils.crc32c import crc32c
+from ansible_collections.pgops.rewind.plugins.module_utils.pg import controlfile as cf
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.crc32c import crc32c
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import segment_name
-from ansible_collections.pgops.rewind.plugins.module_utils.timeline import parse_history
-from ansible_collections.pgops.rewind.plugins.module_utils.wal import WalReader
-from ansible_collections.pgops.rewind.plugins.module_utils.walrecord import decode_record, \
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import segment_name
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import parse_history
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.reader import WalReader
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import decode_record, \
     file_event
-from ansible_collections.pgops.rewind.plugins.module_utils.walscan import scan_changes
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import scan_changes
 from support.bed import Bed
 from support.walread import reader_for
 

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import crc32c
+from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import WalError
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import segment_name
-from ansible_collections.pgops.rewind.plugins.module_utils.walrecord import decode_record
-from ansible_collections.pgops.rewind.plugins.module_utils.walscan import (
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import segment_name
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import decode_record
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import (
     scan_changes, scan_changes_parallel)
 from support.env import REPO
 from support.walread import first_record, reader_for
@@ -103,7 +103,7 @@ def test_every_implementation_and_the_scan_agree_with_the_checked_decode(bed, ma
 
 @pytest.mark.parametrize("forced", IMPLEMENTATIONS)
 def test_implementation_can_be_forced(forced):
-    code = ("from ansible_collections.pgops.rewind.plugins.module_utils import crc32c; "
+    code = ("from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c; "
             "print(crc32c.IMPLEMENTATION, crc32c.crc32c(b'123456789'))")
     env = dict(os.environ, PGOPS_REWIND_CRC32C=forced,
                PYTHONPATH=str(REPO / ".cache" / "src"))

@@ -4,11 +4,11 @@ import os
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import RelFileSegment
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import parse_lsn
-from ansible_collections.pgops.rewind.plugins.module_utils.walrecord import (
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import RelFileSegment
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import parse_lsn
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import (
     decode_record, file_event, is_checkpoint)
-from ansible_collections.pgops.rewind.plugins.module_utils.walscan import (
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import (
     scan_changes, scan_changes_parallel)
 from support.cluster import run_pg
 from support.env import debian_tool

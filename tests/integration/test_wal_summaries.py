@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import facts as facts_mod
-from ansible_collections.pgops.rewind.plugins.module_utils import walsummary
-from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import RelFileSegment
-from ansible_collections.pgops.rewind.plugins.module_utils.datadir import BLCKSZ
-from ansible_collections.pgops.rewind.plugins.module_utils.libpq_source import LibpqSource
+from ansible_collections.pgops.rewind.plugins.module_utils.plan import facts as facts_mod
+from ansible_collections.pgops.rewind.plugins.module_utils.wal import summary as walsummary
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import RelFileSegment
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import BLCKSZ
+from ansible_collections.pgops.rewind.plugins.module_utils.source.libpq import LibpqSource
 from support.ansible import run_module
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import Failover, diverge_new_primary, diverge_old_primary, seed

@@ -154,7 +154,7 @@ def render() -> str:
              "",
              "Generated from `tests/resilience/catalog.py`; every row is asserted by the "
              "named test on real clusters. `PGOPS_REWIND_FAULT` is the engine's "
-             "fault-injection hook (`plugins/module_utils/faults.py`), inert unless set.",
+             "fault-injection hook (`plugins/module_utils/runtime/faults.py`), inert unless set.",
              "",
              "| Fault or bad input | How it is injected | Outcome (asserted) | Test |",
              "| --- | --- | --- | --- |"]

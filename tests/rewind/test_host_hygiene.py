@@ -11,7 +11,7 @@ from support.env import TEST_PASSWORD, pg_os_ids
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import failover
 
-from ansible_collections.pgops.rewind.plugins.module_utils.progress import default_path
+from ansible_collections.pgops.rewind.plugins.module_utils.runtime.progress import default_path
 
 
 def test_link_planted_at_the_progress_path(bed, collection):

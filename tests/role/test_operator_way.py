@@ -14,7 +14,7 @@ from support.compare import compare
 from support.env import TEST_PASSWORD, VENV_PYTHON
 from support.scenarios import failover
 
-from ansible_collections.pgops.rewind.plugins.module_utils.progress import default_path
+from ansible_collections.pgops.rewind.plugins.module_utils.runtime.progress import default_path
 
 # Contains the suite's secret marker, so any leak of it is caught by the secret check.
 HOSTILE_PASSWORD = TEST_PASSWORD + " it's a \\back\\slash = 'x' é"

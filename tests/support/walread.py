@@ -6,11 +6,11 @@ import os
 import re
 from dataclasses import dataclass
 
-from ansible_collections.pgops.rewind.plugins.module_utils.controlfile import read_control_file
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import parse_segment_name
-from ansible_collections.pgops.rewind.plugins.module_utils.timeline import history_of
-from ansible_collections.pgops.rewind.plugins.module_utils.wal import WalReader
-from ansible_collections.pgops.rewind.plugins.module_utils.walsegments import SegmentDirectory
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.controlfile import read_control_file
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import parse_segment_name
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import history_of
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.reader import WalReader
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.segments import SegmentDirectory
 
 from .cluster import run_pg
 from .env import debian_tool

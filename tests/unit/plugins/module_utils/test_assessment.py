@@ -1,6 +1,6 @@
 """The path choice and the space check: pure decisions over numbers."""
 
-from ansible_collections.pgops.rewind.plugins.module_utils import assessment as a
+from ansible_collections.pgops.rewind.plugins.module_utils.plan import assessment as a
 
 
 def test_choose_path():

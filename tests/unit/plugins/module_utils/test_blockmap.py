@@ -1,6 +1,6 @@
 """The changed-block map: compact, exact, serialisable."""
 
-from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import ChangedBlocks, RelFileSegment
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import ChangedBlocks, RelFileSegment
 
 
 def test_blocks_per_segment_file_and_ranges():

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import libpq_source
-from ansible_collections.pgops.rewind.plugins.module_utils.bulk import BinaryRows
+from ansible_collections.pgops.rewind.plugins.module_utils.source import libpq as libpq_source
+from ansible_collections.pgops.rewind.plugins.module_utils.source.bulk import BinaryRows
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import SourceError
 
 ROWS = [("base/5/16384", 0, b"\x01" * 8192), ("global/pg_filenode.map", 0, None),

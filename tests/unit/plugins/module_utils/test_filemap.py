@@ -1,11 +1,11 @@
 """The file map's decision table (PostgreSQL's rules, plus resumability)."""
 
-from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import ChangedBlocks
-from ansible_collections.pgops.rewind.plugins.module_utils.datadir import (
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import ChangedBlocks
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import (
     DIRECTORY, FILE, SYMLINK, FileEntry, is_excluded, relation_segment)
-from ansible_collections.pgops.rewind.plugins.module_utils.filemap import (
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.filemap import (
     COPY, COPY_TAIL, CREATE, KEEP, NONE, REMOVE, TRUNCATE, build_plan)
-from ansible_collections.pgops.rewind.plugins.module_utils.walcopy import WalCopyRule
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.walcopy import WalCopyRule
 
 TSDIR = "PG_16_202307071"
 B = 8192

@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import ChangedBlocks
-from ansible_collections.pgops.rewind.plugins.module_utils.datadir import (DIRECTORY, FILE, SYMLINK,
-                                                                           FileEntry)
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import ChangedBlocks
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import (DIRECTORY, FILE, SYMLINK,
+                                                                              FileEntry)
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
-from ansible_collections.pgops.rewind.plugins.module_utils.filemap import COPY, build_plan
-from ansible_collections.pgops.rewind.plugins.module_utils.target import TargetDirectory
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.filemap import COPY, build_plan
+from ansible_collections.pgops.rewind.plugins.module_utils.target.directory import TargetDirectory
 
 TSDIR = "PG_15_202209061"
 

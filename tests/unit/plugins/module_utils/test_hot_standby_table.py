@@ -3,7 +3,7 @@ run it on real control files and servers)."""
 
 from types import SimpleNamespace
 
-from ansible_collections.pgops.rewind.plugins.module_utils.hot_standby import (
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.hot_standby import (
     required_settings, settings_to_raise)
 
 

@@ -5,10 +5,10 @@ import hashlib
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import execute
-from ansible_collections.pgops.rewind.plugins.module_utils.execute import drop_identical_copies
-from ansible_collections.pgops.rewind.plugins.module_utils.filemap import COPY, Plan, FileAction
-from ansible_collections.pgops.rewind.plugins.module_utils.source import LocalSource
+from ansible_collections.pgops.rewind.plugins.module_utils.pg import datadir
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.identical import drop_identical_copies
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.filemap import COPY, Plan, FileAction
+from ansible_collections.pgops.rewind.plugins.module_utils.source.local import LocalSource
 
 
 def _pair(tmp_path):
@@ -44,7 +44,7 @@ def test_a_host_that_cannot_hash_copies_everything(tmp_path, monkeypatch, broken
     the check uses may be refused; the plan stays whole and the run says why."""
     def refused(*_args, **_kwargs):
         raise ValueError("[digital envelope routines] unsupported")
-    monkeypatch.setattr(execute.hashlib, broken, refused)
+    monkeypatch.setattr(datadir.hashlib, broken, refused)
     source, target, plan = _pair(tmp_path)
     warnings = []
     kept, skipped, spared = drop_identical_copies(plan, source, target, warnings.append)

@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils.progress import Progress
-from ansible_collections.pgops.rewind.plugins.module_utils.scratch import (
+from ansible_collections.pgops.rewind.plugins.module_utils.runtime.progress import Progress
+from ansible_collections.pgops.rewind.plugins.module_utils.runtime.scratch import (
     WAL_PREFIX, ScratchDirectory, sweep_dead)
 
 

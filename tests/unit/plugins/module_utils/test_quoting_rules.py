@@ -8,9 +8,9 @@ import re
 import psycopg2.extensions
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils.quoting import (
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.quoting import (
     conninfo_string, parse_conninfo, quote_conninfo_value, quote_setting)
-from ansible_collections.pgops.rewind.plugins.module_utils.standby import (
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.config import (
     derive_primary_conninfo, edit_settings)
 
 HOSTILE = ["it's", "back\\slash\\", "two words", " lead and trail ", "a=b=", "pässwörd ✓",
@@ -69,7 +69,7 @@ def test_derived_primary_conninfo_keeps_hostile_values(value, monkeypatch):
     derived = derive_primary_conninfo(source)
     assert psycopg2.extensions.parse_dsn(derived) == {"host": "db2", "user": "r",
                                                       "password": value}
-    from ansible_collections.pgops.rewind.plugins.module_utils import standby
+    from ansible_collections.pgops.rewind.plugins.module_utils.standby import config as standby
     monkeypatch.setattr(standby, "HAS_PSYCOPG2", False)     # hosts without psycopg2
     assert parse_conninfo(derive_primary_conninfo(source)) == parse_conninfo(derived)
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import runlock
+from ansible_collections.pgops.rewind.plugins.module_utils.target import runlock
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RefusedError
 
 

@@ -4,11 +4,13 @@ import json
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils import cli, crc32c
+from ansible_collections.pgops.rewind.plugins.module_utils import cli
+
+from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
-from ansible_collections.pgops.rewind.plugins.module_utils.lsn import (
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import (
     first_record_position, format_lsn, parse_lsn, parse_segment_name, segment_name)
-from ansible_collections.pgops.rewind.plugins.module_utils.progress import Progress, default_path
+from ansible_collections.pgops.rewind.plugins.module_utils.runtime.progress import Progress, default_path
 
 
 def test_lsn_text_and_segment_names():

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RefusedError
-from ansible_collections.pgops.rewind.plugins.module_utils.source_connection import (
+from ansible_collections.pgops.rewind.plugins.module_utils.source.connection import (
     added_settings, check_tls_settings, connect_failure_code)
-from ansible_collections.pgops.rewind.plugins.module_utils.timeouts import (
+from ansible_collections.pgops.rewind.plugins.module_utils.runtime.timeouts import (
     TimeLimit, Watchdog, bounded)
 
 

@@ -1,6 +1,6 @@
 """Standby settings are replaced in place, never appended twice; conninfo quoting."""
 
-from ansible_collections.pgops.rewind.plugins.module_utils.standby import (
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.config import (
     derive_primary_conninfo, edit_settings, quote_setting, standby_files,
     without_recovery_settings)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import TimelineError
-from ansible_collections.pgops.rewind.plugins.module_utils.timeline import (
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import (
     TimelineEntry, find_divergence, history_of, parse_history, timeline_of_segment)
 
 REAL_2 = "1\t0/3009608\tno recovery target specified\n"   # as PostgreSQL writes it

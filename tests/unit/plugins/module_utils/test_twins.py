@@ -3,10 +3,10 @@
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RefusedError
-from ansible_collections.pgops.rewind.plugins.module_utils.facts import _journal_divergence
-from ansible_collections.pgops.rewind.plugins.module_utils.timeline import (
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.facts import _journal_divergence
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import (
     Divergence, TimelineEntry, parse_history)
-from ansible_collections.pgops.rewind.plugins.module_utils.twins import (
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.twins import (
     DIFFERENT, NOT_AVAILABLE, SAME, WalComparison, comparable_history, read_wal_range,
     same_timeline_diverged, shared_timeline_start)
 

@@ -4,9 +4,9 @@ import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RefusedError
 from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
-from ansible_collections.pgops.rewind.plugins.module_utils.slots import SlotState
-from ansible_collections.pgops.rewind.plugins.module_utils.standby import standby_files
-from ansible_collections.pgops.rewind.plugins.module_utils.walreserve import (
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.slots import SlotState
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.config import standby_files
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.walreserve import (
     default_slot_name, wal_reservation)
 
 SOURCE = "host=db2 user=rewind"

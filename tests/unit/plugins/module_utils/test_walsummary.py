@@ -2,9 +2,9 @@
 the block map's bulk OR. The bytes of real summaries are read in
 tests/integration/test_wal_summaries.py."""
 
-from ansible_collections.pgops.rewind.plugins.module_utils.blockmap import ChangedBlocks
-from ansible_collections.pgops.rewind.plugins.module_utils.timeline import TimelineEntry
-from ansible_collections.pgops.rewind.plugins.module_utils.walsummary import (
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import ChangedBlocks
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import TimelineEntry
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.summary import (
     SummaryFile, coverage)
 
 ONE = [TimelineEntry(1, 0, None)]

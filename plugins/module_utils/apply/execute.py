@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Carrying out a plan: create, fetch and write, truncate, remove.
+
+The source is asked for byte ranges in one stream (adjacent changed blocks merged
+into ranges of up to 1 MB), and each chunk is written where it belongs as it
+arrives, so memory holds one batch of chunks at a time whatever the rewind's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..pg.blockmap import block_runs
+from ..pg.datadir import BLCKSZ, DIRECTORY, FILE
+from ..errors import SourceError
+from ..plan.filemap import COPY, COPY_TAIL, CREATE, REMOVE, TRUNCATE
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class ExecutionStats:
+    bytes_fetched: int = 0
+    blocks_copied: int = 0
+    files_vanished: int = 0
+
+
+def block_ranges(blocks, max_blocks=CHUNK // BLCKSZ):
+    """Ascending block numbers as (first, count) runs of at most one chunk."""
+    return block_runs(blocks, max_blocks)
+
+
+def fetch_requests(actions, probe_growth=False):
+    """(path, offset, length) ranges to read from the source, in plan order.
+
+    probe_growth: ask one byte past the end of every whole file, so a file that grew
+    since it was listed shows (a stopped source must not change)."""
+    for act in actions:
+        if act.action == COPY:
+            if act.source_size < CHUNK:
+                # A small file that grew since it was listed still comes whole.
+                yield act.path, 0, CHUNK
+            else:
+                for offset in range(0, act.source_size, CHUNK):
+                    yield act.path, offset, min(CHUNK, act.source_size - offset)
+                if probe_growth:
+                    yield act.path, act.source_size, 1
+        elif act.action == COPY_TAIL:
+            for offset in range(act.target_size, act.source_size, CHUNK):
+                yield act.path, offset, min(CHUNK, act.source_size - offset)
+        for first, count in block_ranges(act.blocks):
+            yield act.path, first * BLCKSZ, count * BLCKSZ
+
+
+def execute_plan(plan, source, target, progress=None) -> ExecutionStats:
+    """Apply `plan` to `target` (a TargetDirectory) with data from `source`.
+
+    A stopped source's whole files must come back exactly as long as they were listed
+    (else one changed underneath us: refuse); a running server's may have moved on.
+    """
+    exact_sizes = not source.is_running
+    stats = ExecutionStats()
+    for act in plan.actions:
+        if act.action == CREATE:
+            if act.kind == DIRECTORY:
+                target.mkdir(act.path)
+            else:
+                target.symlink(act.path, act.link_target)
+    copies = {act.path: act for act in plan.actions if act.action == COPY}
+    for path in copies:
+        target.create_empty(path)
+    copied = dict.fromkeys(copies, 0)
+    vanished = set()
+    for path, offset, data in source.fetch(fetch_requests(plan.actions, exact_sizes)):
+        if data is None:
+            if path in copies and path not in vanished:
+                vanished.add(path)      # deleted on the source meanwhile: so on the target
+                target.remove(path, FILE)
+            continue
+        if path in vanished:
+            continue
+        target.write(path, offset, data)
+        stats.bytes_fetched += len(data)
+        if path in copied:
+            copied[path] += len(data)
+        if progress is not None:
+            progress.advance(len(data))
+    if exact_sizes:
+        for path, got in copied.items():
+            if path not in vanished and got != copies[path].source_size:
+                raise SourceError(
+                    "size of source file %s changed while it was copied: %d bytes expected, "
+                    "%d copied." % (path, copies[path].source_size, got),
+                    hint="The source data directory must not change during the rewind: stop "
+                         "whatever writes into it and run again.", code="source_changed")
+    stats.files_vanished = len(vanished)
+    stats.blocks_copied = plan.blocks
+    for act in plan.actions:
+        if act.action == TRUNCATE:
+            target.truncate(act.path, act.source_size)
+    for act in plan.actions:
+        if act.action == REMOVE:
+            target.remove(act.path, act.kind)
+    return stats

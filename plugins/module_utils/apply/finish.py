@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The last steps of a rewind, in the order that keeps it safe to interrupt.
+
+Data files are made durable; backup_label sends replay back to the last common
+checkpoint; the standby configuration is written; then the new pg_control (the
+source's, in archive recovery until the source's current end of WAL) replaces the
+one set aside: that single rename is the moment the rewind is complete. Until then
+PostgreSQL cannot start the target; after it, it starts only to replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..pg.controlfile import CONTROL_PATH
+from ..standby.hot_standby import raise_settings
+from ..pg.lsn import format_lsn
+from ..standby.config import derive_primary_conninfo, standby_files
+from ..target.directory import BACKUP_LABEL, backup_label_text, rewound_control_file
+
+
+def finish(options, pgdata, target, source, facts, journal, result, standby_slot=None) -> None:
+    after = source.control_file()
+    source.check_unchanged(facts.source, facts.source_timeline, after)
+    end_lsn, end_tli = source.end_of_wal(after)
+    redo, tli, checkpoint = facts.replay_start()
+    target.sync()
+    target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint,
+                                                        facts.target.xlog_seg_size).encode())
+    raised = raise_settings(options, pgdata, [after], result)   # the kept config, as copied
+    if options.write_recovery_conf:
+        standby_configuration(options, pgdata, target, facts.target, result, raised,
+                              standby_slot)
+    control = rewound_control_file(after, end_lsn, end_tli)
+    journal.update(final_control_sha256=hashlib.sha256(control).hexdigest())
+    target.replace_file(CONTROL_PATH, control)          # the rewind is complete
+    journal.complete()
+    result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
+
+
+def standby_configuration(options, pgdata, target, control, result, raised=None,
+                          slot_name=None) -> None:
+    """recovery.conf (11) or standby.signal + primary_conninfo (12+), the raised
+    hot-standby settings, and primary_slot_name when the standby streams through the
+    rewind's slot: only what changes."""
+    conninfo = options.primary_conninfo or derive_primary_conninfo(
+        options.source_server, keep_dbname=control.major >= 17)
+    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo,
+                            {"primary_slot_name": slot_name} if slot_name else None,
+                            raised=raised)
+    if not options.check_mode:
+        for rel, text in sorted(changes.items()):
+            target.replace_file(rel, text.encode("utf-8", "surrogateescape"))
+    result["standby_files_written"] = sorted(changes)
+    if changes:
+        result["changed"] = True

@@ -1,0 +1,304 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Before any downtime: which path rejoins the target (none, rewind or clone), what
+each would cost, and whether everything a run needs is in place (the preflight).
+
+`pg_rewind_info` answers this while the old primary may still run, so an operator
+(or the role) learns that a rewind cannot work -- no space, no privileges, WAL gone --
+before a node is stopped. Reads only; the checks are plain values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from ..target.commands import RestoreCommand
+from ..pg.datadir import FILE, is_excluded
+from ..errors import RewindError
+from ..wal.discarded import discarded_report
+from .facts import gather_facts, scan_target_changes, target_facts
+from .interrupted import interrupted_facts, is_interrupted
+from .filemap import COPY, COPY_TAIL, build_plan
+from ..pg.lsn import format_lsn
+from ..target.runlock import in_progress_error, running_rewind
+from ..runtime.scratch import ScratchDirectory
+from ..target.server_status import replay_lag_bytes, server_status
+from ..pg.datadir import list_datadir
+from ..wal.summary import changes_source
+
+PATH_NONE, PATH_REWIND, PATH_CLONE = "none", "rewind", "clone"
+FALLBACKS = ("fail", "clone")
+CLONE_WHEN = ("impossible", "cheaper", "always")
+
+# Of those, the ones that mean the target's WAL is not usable.
+_WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint")
+
+# Refusals that make a rewind impossible while a full copy from the source still works.
+REWIND_IMPOSSIBLE = {
+    "no_hint_protection": "neither data checksums nor wal_log_hints protect the target",
+    "no_common_ancestor": "the two histories share no timeline",
+    "no_common_checkpoint": "no checkpoint before the fork is left in the target's WAL",
+    "wal_missing": "the target's WAL since the last common checkpoint is gone and cannot "
+                   "be restored",
+    "wal_corrupt": "the target's WAL since the last common checkpoint is damaged",
+}
+
+# Free space kept beyond the bytes a run writes, on every filesystem it writes to.
+SPACE_MARGIN_BYTES = 64 << 20
+SPACE_MARGIN_RATIO = 0.05
+
+# EXECUTE privileges the rewind role needs on the source (docs/guide.md lists them).
+_SOURCE_FUNCTIONS = ("pg_catalog.pg_ls_dir(text, boolean, boolean)",
+                     "pg_catalog.pg_stat_file(text, boolean)",
+                     "pg_catalog.pg_read_binary_file(text)",
+                     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)")
+
+
+@dataclass
+class Check:
+    check: str
+    ok: bool
+    message: str
+
+
+@dataclass
+class PathChoice:
+    path: Optional[str]          # None: the source cannot serve this target at all
+    reason: str
+    rewind_bytes: Optional[int] = None
+    wal_bytes: Optional[int] = None
+    clone_bytes: Optional[int] = None
+
+
+def choose_path(rewind_required: bool, impossible: Optional[str], rewind_bytes: int,
+                wal_bytes: int, clone_bytes: int, clone_when: str) -> tuple:
+    """(path, reason). A rewind costs the bytes it fetches plus the WAL it reads; a clone
+    the bytes it copies. 'cheaper' clones only when that is the smaller number."""
+    if impossible:
+        return PATH_CLONE, "a rewind is impossible: %s" % impossible
+    if not rewind_required:
+        return PATH_NONE, "no rewind is needed"
+    if clone_when == "always":
+        return PATH_CLONE, "clone_when: always"
+    if clone_when == "cheaper" and clone_bytes < rewind_bytes + wal_bytes:
+        return PATH_CLONE, ("a clone (%d bytes) costs less than the rewind (%d bytes to fetch "
+                            "+ %d bytes of WAL to read)" % (clone_bytes, rewind_bytes, wal_bytes))
+    return PATH_REWIND, "the histories diverged; a rewind copies only what changed"
+
+
+def space_needed(writes: dict, free: dict) -> list:
+    """Checks for {filesystem: bytes to write} against {filesystem: bytes free}."""
+    checks = []
+    for mount, needed in sorted(writes.items()):
+        wanted = int(needed * (1 + SPACE_MARGIN_RATIO)) + SPACE_MARGIN_BYTES
+        ok = free.get(mount, 0) >= wanted
+        checks.append(Check("target_space", ok, "%s: %d MB to write (with margin), %d MB free"
+                            % (mount, wanted >> 20, free.get(mount, 0) >> 20)))
+    return checks
+
+
+def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
+           fallback: str = "fail", clone_when: str = "impossible",
+           replication: bool = False) -> dict:
+    """{plan, preflight} for rejoining `target_pgdata` to `source` (an open Source).
+    Conditions that make one path impossible are findings here, not errors."""
+    pgdata = os.path.abspath(target_pgdata)
+    checks = [_writable(pgdata)]
+    control = target_facts(pgdata)
+    hints = Check("hint_protection", control.protects_hint_bits,
+                  "data checksums or wal_log_hints are on" if control.protects_hint_bits
+                  else "neither data checksums nor wal_log_hints are on: only a clone can "
+                       "rejoin this node")
+    checks.append(hints)
+    checks += _source_checks(source, replication)
+    if not all(c.ok for c in checks if c.check == "source_privileges"):
+        choice = PathChoice(None, "the source role cannot read the source's files")
+        return {"plan": asdict(choice), "preflight": [asdict(c) for c in checks]}
+    scratch = ScratchDirectory() if restore_command else None   # WAL restored for the probe
+    impossible = impossible_code = None
+    rewind_bytes = wal_bytes = 0
+    counts = {"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
+              "wal_records": 0, "file_events": {}, "changed_blocks_from": None,
+              "discarded": None}
+    rewind_writes = {}
+    facts = None
+    try:
+        restore = RestoreCommand(restore_command, control.xlog_seg_size, scratch.path) \
+            if restore_command else None
+        try:
+            facts = gather_facts(pgdata, control, source, restore)
+            source_files = source.list_files()
+            if facts.rewind_required:
+                changes = scan_target_changes(pgdata, facts, restore)
+                wal_bytes = changes.wal_bytes
+                counts = {"changed_blocks": len(changes.blocks),
+                          "changed_relation_files": len(changes.blocks.segments()),
+                          "wal_bytes": changes.wal_bytes, "wal_records": changes.records,
+                          "file_events": dict(changes.file_events),
+                          "changed_blocks_from": changes_source(changes),
+                          "discarded": discarded_report(changes, source)}
+                plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
+                                  control.fmt.tablespace_dir, facts.keep_wal, (),
+                                  facts.wal_copy_rule(source.wal_files_end(facts.source)))
+                rewind_bytes = plan.fetch_bytes
+                rewind_writes = writes_per_filesystem(
+                    pgdata, ((a.path, a.fetch_bytes if a.action in (COPY, COPY_TAIL) else 0)
+                             for a in plan.actions))
+        except RewindError as exc:
+            if exc.code not in REWIND_IMPOSSIBLE:
+                raise
+            impossible, impossible_code = "%s (%s)" % (REWIND_IMPOSSIBLE[exc.code], exc), exc.code
+            source_files = source.list_files()
+        checks.append(Check("wal_available", impossible_code not in _WAL_UNUSABLE,
+                            "the target's WAL from the last common checkpoint is readable"
+                            if impossible is None else impossible))
+    finally:
+        if scratch is not None:
+            scratch.remove()
+    clone_files = [(path, entry.size) for path, entry in source_files.items()
+                   if entry.kind == FILE and not is_excluded(path)]
+    clone_bytes = sum(size for _path, size in clone_files)
+    path, reason = choose_path(bool(facts and facts.rewind_required), impossible, rewind_bytes,
+                               wal_bytes, clone_bytes, clone_when)
+    if path == PATH_CLONE:
+        allowed = fallback == "clone"
+        hints.ok = hints.ok or allowed          # a clone does not need them
+        if allowed:
+            checks += _clone_privileges(source, control.fmt)
+        checks.append(Check("rewind_possible", allowed, reason + (
+            "; the clone fallback rebuilds the node from the source" if allowed else
+            "; set fallback: clone (role: pg_rewind_fallback: clone) to rebuild it from the "
+            "source, keeping the old data directory aside")))
+        # the old data directory stays (renamed) beside the copy
+        clone_writes = writes_per_filesystem(pgdata, clone_files)
+        checks += space_needed(clone_writes, free_space(pgdata, clone_writes))
+    elif path == PATH_REWIND:
+        checks += space_needed(rewind_writes, free_space(pgdata, rewind_writes))
+    choice = PathChoice(path, reason, rewind_bytes, wal_bytes, clone_bytes)
+    result = dict(counts, plan=asdict(choice), preflight=[asdict(c) for c in checks])
+    if facts is not None:
+        result.update(facts.summary())
+        result["source"] = facts.source.summary()
+    return result
+
+
+def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[str] = None,
+                       **options) -> dict:
+    """What pg_rewind_info reports: the target's control data and server, and, given a
+    source, the facts, the plan and the preflight. Refuses while a rewind runs on the
+    target (its files are changing), naming that run."""
+    holder = running_rewind(target_pgdata)
+    if holder is not None:
+        raise in_progress_error(os.path.abspath(target_pgdata), holder)
+    if is_interrupted(target_pgdata):
+        result = interrupted_facts(target_pgdata, source)
+    else:
+        result = {"target": target_facts(target_pgdata).summary()}
+    result["rewind_in_progress"] = None
+    server = server_status(target_server) if target_server else None
+    if server is not None:
+        result["server"] = server
+    if source is None:
+        return result
+    if result.get("rewind_interrupted"):
+        choice = PathChoice(PATH_REWIND, "an interrupted rewind: the same task completes it")
+        result.update(plan=asdict(choice), preflight=[asdict(_writable(target_pgdata))])
+        return result
+    if source.is_running and server and server.get("in_recovery"):
+        position = format_lsn(source.wal_position(source.control_file()))
+        server["replay_lag_bytes"] = replay_lag_bytes(server, position)
+    result.update(assess(target_pgdata, source, **options))
+    return result
+
+
+def _writable(pgdata: str) -> Check:
+    info = os.stat(pgdata)
+    ok = info.st_uid == os.geteuid() and os.access(pgdata, os.W_OK | os.X_OK)
+    if ok:
+        return Check("target_writable", True, "%s is owned and writable by uid %d"
+                     % (pgdata, info.st_uid))
+    return Check("target_writable", False, "%s is owned by uid %d, not by the running user "
+                 "(uid %d), or not writable: run as the data directory's owner"
+                 % (pgdata, info.st_uid, os.geteuid()))
+
+
+def _missing_functions(source, functions) -> tuple:
+    """(superuser, replication, functions the role may not EXECUTE)."""
+    rows = source.query(
+        "SELECT r.rolsuper, r.rolreplication" + "".join(
+            ", pg_catalog.has_function_privilege(%s, 'EXECUTE')" % _literal(f)
+            for f in functions) +
+        " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+        what="check the rewind role's privileges")
+    superuser, replicator, *granted = rows[0]
+    return superuser, replicator, [f for f, ok in zip(functions, granted) if not ok]
+
+
+def _clone_privileges(source, fmt) -> list:
+    if not source.is_running:
+        return [Check("clone_source", False, "the clone fallback copies from a running server: "
+                                             "give source_server")]
+    superuser, _replicator, missing = _missing_functions(source, fmt.backup.signatures)
+    return [Check("clone_privileges", superuser or not missing,
+                  "the role may take a base backup" if superuser or not missing else
+                  "the role lacks EXECUTE on %s, which the clone needs" % ", ".join(missing))]
+
+
+def _source_checks(source, replication: bool) -> list:
+    if not source.is_running:
+        return [Check("source_privileges", True, "the source is a local data directory")]
+    superuser, replicator, missing = _missing_functions(source, _SOURCE_FUNCTIONS)
+    checks = [Check("source_privileges", superuser or not missing,
+                    "the role may read the source's files" if superuser or not missing else
+                    "the role lacks EXECUTE on %s: GRANT it (docs/guide.md, Prerequisites)"
+                    % ", ".join(missing))]
+    if replication:
+        checks.append(Check("replication_privilege", bool(superuser or replicator),
+                            "the role may create a replication slot" if superuser or replicator
+                            else "the role has no REPLICATION attribute, needed to create the "
+                                 "replication slot: ALTER ROLE ... REPLICATION, or create no slot"))
+    return checks
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _existing_ancestor(path: str) -> str:
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return os.path.realpath(path)
+
+
+def _mount_of(path: str) -> str:
+    path = _existing_ancestor(path)
+    device = os.stat(path).st_dev
+    while path != "/" and os.stat(os.path.dirname(path)).st_dev == device:
+        path = os.path.dirname(path)
+    return path
+
+
+def writes_per_filesystem(pgdata: str, sized_paths) -> dict:
+    """{mount point: bytes} for (relative path, bytes) pairs, following the target's own
+    tablespace links (a clone or rewind writes where the target keeps them)."""
+    writes, mounts = {}, {}
+    for rel, size in sized_paths:
+        if not size:
+            continue
+        directory = os.path.dirname(os.path.join(pgdata, rel))
+        if directory not in mounts:
+            mounts[directory] = _mount_of(directory)
+        writes[mounts[directory]] = writes.get(mounts[directory], 0) + size
+    return writes
+
+
+def free_space(pgdata: str, writes: Optional[dict] = None) -> dict:
+    mounts = set(writes or ()) | {_mount_of(pgdata)}
+    free = {}
+    for mount in mounts:
+        stat = os.statvfs(mount)
+        free[mount] = stat.f_bavail * stat.f_frsize
+    return free

@@ -1,0 +1,310 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgops.rewind developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The facts of a rewind, gathered without writing anything.
+
+Both control files, the preconditions, both timelines and histories, where they
+fork, where the target's WAL ends, whether a rewind is needed at all, and (when
+it is) the last common checkpoint. `pg_rewind_info` reports these facts; the
+rewind acts on them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..pg.controlfile import CONTROL_PATH, ControlFile, read_control_file
+from ..pg.datadir import STATE_DIR
+from ..errors import RefusedError
+from ..pg.lsn import format_lsn
+from ..source.local import LocalSource
+from ..pg.timeline import Divergence, TimelineEntry, find_divergence, history_of
+from ..pg.twins import (DIFFERENT, SAME, WalComparison, comparable_history, local_reader,
+                        same_timeline_diverged, shared_timeline_start, source_reader)
+from ..wal.reader import WalReader
+from .walcopy import WalCopyRule
+from ..wal.segments import SegmentDirectory
+from ..wal.summary import changes_from_summaries
+from ..wal.scan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
+                        scan_changes, scan_changes_parallel)
+
+# Why a rewind is or is not needed.
+SAME_TIMELINE = "same_timeline"          # nothing forked
+TARGET_IS_ANCESTOR = "target_is_ancestor"  # the target stopped at or before the fork
+DIVERGED = "diverged"
+
+
+@dataclass
+class RewindFacts:
+    target: ControlFile
+    source: ControlFile
+    target_timeline: int
+    source_timeline: int
+    target_history: list
+    source_history: list
+    target_wal_end: int
+    rewind_required: bool
+    reason: str
+    divergence: Optional[Divergence] = None
+    last_common_checkpoint: Optional[LastCommonCheckpoint] = None
+    keep_wal: set = field(default_factory=set)   # target segments replay may still need
+    twin_timeline: bool = False          # a timeline number both have, with two histories
+    same_timeline_verified: Optional[bool] = None   # same timeline: its WAL end was compared
+    wal_compared: list = field(default_factory=list)
+
+    def replay_start(self) -> tuple:
+        """(redo, timeline, checkpoint) replay of the rewound target starts from: the last
+        common checkpoint -- or a standby source's older restartpoint, whose files may
+        be older still."""
+        lcc = self.last_common_checkpoint
+        source = self.source.checkpoint_copy
+        if source.redo < lcc.redo:
+            return source.redo, source.timeline, self.source.checkpoint
+        return lcc.redo, lcc.tli, lcc.lsn
+
+    def wal_copy_rule(self, source_end: int) -> WalCopyRule:
+        common = self.target_history[:self.divergence.target_index + 1]
+        return WalCopyRule(self.target.xlog_seg_size, self.replay_start()[0],
+                           self.divergence.lsn, frozenset(e.tli for e in common), source_end)
+
+    def summary(self) -> dict:
+        result = {
+            "rewind_required": self.rewind_required,
+            "reason": self.reason,
+            "target_timeline": self.target_timeline,
+            "source_timeline": self.source_timeline,
+            "target_wal_end": format_lsn(self.target_wal_end),
+            "divergence": self.divergence.as_dict() if self.divergence else None,
+            "last_common_checkpoint": (self.last_common_checkpoint.as_dict()
+                                       if self.last_common_checkpoint else None),
+            "twin_timeline": self.twin_timeline,
+            "same_timeline_verified": self.same_timeline_verified,
+            "wal_compared": self.wal_compared,
+        }
+        return result
+
+
+def check_compatible(target: ControlFile, source: ControlFile) -> None:
+    """Refuse clusters a rewind cannot join (each check says what to do instead)."""
+    if target.system_identifier != source.system_identifier:
+        raise RefusedError(
+            "source and target clusters are from different systems (system identifier %d vs %d)."
+            % (source.system_identifier, target.system_identifier),
+            hint="Point the source at the new primary of this very cluster.",
+            code="different_system")
+    if (target.control_version, target.catversion) != (source.control_version, source.catversion):
+        raise RefusedError(
+            "source (PostgreSQL %d) and target (PostgreSQL %d) are different major versions."
+            % (source.major, target.major),
+            hint="Both sides must run the same PostgreSQL major.", code="different_version")
+    for name in ("blcksz", "xlog_blcksz", "xlog_seg_size", "relseg_size"):
+        if getattr(target, name) != getattr(source, name):
+            raise RefusedError("source and target differ in %s (%d vs %d)."
+                               % (name, getattr(source, name), getattr(target, name)),
+                               code="different_layout")
+    if not target.protects_hint_bits:
+        raise RefusedError(
+            "the target needs data checksums or wal_log_hints = on to be rewound: without "
+            "them, hint-bit changes after the fork are invisible in its WAL.",
+            hint="Rebuild this node from a base backup, and enable wal_log_hints (or data "
+                 "checksums) on all nodes so the next failover can be rewound.",
+            code="no_hint_protection")
+
+
+def target_facts(target_pgdata: str) -> ControlFile:
+    path = os.path.join(target_pgdata, CONTROL_PATH)
+    if not os.path.exists(path) and os.path.isdir(os.path.join(target_pgdata, STATE_DIR)):
+        raise RefusedError(
+            "%s holds an interrupted rewind (its pg_control is set aside until it completes)."
+            % target_pgdata,
+            hint="Run the same rewind again (pgops.rewind.pg_rewind) to complete it.",
+            code="rewind_interrupted")
+    return read_control_file(path)
+
+
+def target_reader(target_pgdata: str, control: ControlFile, history: list,
+                  restore=None) -> WalReader:
+    seg = control.xlog_seg_size
+    return WalReader(SegmentDirectory(os.path.join(target_pgdata, "pg_wal"), seg, restore),
+                     control.fmt, seg, history, control.system_identifier)
+
+
+def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) -> RewindFacts:
+    """Decide whether `target` must be rewound to follow `source` (read only)."""
+    source_control = source.control_file()
+    check_compatible(target, source_control)
+    source_tli = source.current_timeline(source_control)
+    target_tli = target.timeline
+    local = LocalSource(target_pgdata)
+    read_history = comparable_history if source_tli == target_tli else history_of
+    target_history = read_history(target_tli, local.read_file, "target")
+    reader = target_reader(target_pgdata, target, target_history, restore)
+    try:
+        checkpoint_end = reader.record_at(target.checkpoint).end_lsn
+        target_end = max(checkpoint_end, target.min_recovery_point)
+        facts = RewindFacts(target, source_control, target_tli, source_tli, target_history,
+                            None, target_end, False, SAME_TIMELINE)
+        if source_tli == target_tli:
+            facts.source_history = comparable_history(source_tli, source.read_file, "source")
+            if facts.source_history == target_history:
+                if not _same_history_diverged(target_pgdata, facts, source, checkpoint_end):
+                    return facts
+        if facts.divergence is None:
+            if facts.source_history is None:
+                facts.source_history = history_of(source_tli, source.read_file, "source")
+            facts.divergence = find_divergence(facts.source_history, target_history)
+            if facts.divergence.target_index > 0:
+                compare = WalComparison(local_reader(target_pgdata), target_history,
+                                        source_reader(source), facts.source_history,
+                                        target.xlog_seg_size,
+                                        min(target_end, source.wal_position(source_control)))
+                facts.divergence = shared_timeline_start(facts.divergence, target_history,
+                                                         compare)
+                facts.wal_compared = compare.compared
+        facts.twin_timeline = _twin(facts)
+        if target_end <= facts.divergence.lsn:
+            facts.reason = TARGET_IS_ANCESTOR
+            return facts
+        facts.rewind_required = True
+        facts.reason = DIVERGED
+        reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
+        facts.last_common_checkpoint = find_last_common_checkpoint(
+            reader, facts.divergence.lsn, target.fmt)
+        facts.keep_wal = reader.segments_read()
+        return facts
+    finally:
+        reader.close()
+
+
+def _twin(facts: RewindFacts) -> bool:
+    """The target's timeline has the number of one the source went through, but not
+    its history."""
+    source_tlis = {e.tli for e in facts.source_history}
+    return any(e.tli in source_tlis for e in facts.target_history[facts.divergence.target_index
+                                                                  + 1:])
+
+
+def _same_history_diverged(target_pgdata, facts, source, checkpoint_end) -> bool:
+    """Same timeline, identical history files: do they share the timeline? Sets
+    facts.divergence and returns True when the WAL shows they do not (twins promoted
+    at the same location, or a copy started as a primary on the same timeline);
+    refuses a target that is ahead of the source on a shared timeline."""
+    target, history = facts.target, facts.target_history
+    source_end = source.wal_position(facts.source)
+    compare = WalComparison(local_reader(target_pgdata), history, source_reader(source),
+                            facts.source_history, target.xlog_seg_size,
+                            min(facts.target_wal_end, source_end))
+    facts.wal_compared = compare.compared
+    whole = Divergence(history[-1].tli, 0, len(history) - 1)
+    divergence = shared_timeline_start(whole, history, compare)
+    if divergence is not whole:
+        facts.divergence = divergence
+        return True
+    # Against what the source has inserted, not only written: a rewound target replays
+    # to the insert position its rewind saw, which the source may not have written yet.
+    source_inserted = source.wal_files_end(facts.source)
+    if facts.target_wal_end > source_inserted:
+        raise RefusedError(
+            "the target's WAL goes further (to %s) than the source's (%s) on the same "
+            "timeline %d: there is no fork to rewind to."
+            % (format_lsn(facts.target_wal_end), format_lsn(source_inserted),
+               facts.target_timeline),
+            hint="Check that the source really is the new primary (promoted after the "
+                 "failover); if it is a standby that lags, wait for it to catch up. "
+                 "Otherwise rebuild the target from a base backup.",
+            code="target_ahead")
+    what = "latest checkpoint record"
+    if compare.verdict(what, target.checkpoint, checkpoint_end) == DIFFERENT:
+        facts.divergence = same_timeline_diverged(history, what)
+        return True
+    facts.same_timeline_verified = compare.compared[-1]["result"] == SAME
+    return False
+
+
+PARALLEL_SCAN_MIN_SEGMENTS = 8
+
+
+def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
+                        workers: int = 1, progress=None,
+                        use_summaries: bool = True) -> TargetChanges:
+    """Read the target's WAL from the last common checkpoint to its end (split over
+    `workers` processes when there is enough of it) -- or, with use_summaries, its WAL
+    summaries where they cover that range (walsummary.changes_source tells which)."""
+    start, end = facts.last_common_checkpoint.lsn, facts.target_wal_end
+    seg = facts.target.xlog_seg_size
+
+    def open_reader():
+        return target_reader(target_pgdata, facts.target, facts.target_history, restore)
+
+    if use_summaries:
+        summarized = changes_from_summaries(target_pgdata, facts.target, facts.target_history,
+                                            start, end, open_reader)
+        if summarized is not None:
+            return summarized
+
+    fork = facts.divergence.lsn             # what the target did from there is discarded
+    if workers > 1 and restore is None and (end - start) // seg >= PARALLEL_SCAN_MIN_SEGMENTS:
+        return scan_changes_parallel(open_reader, start, end, facts.target.fmt,
+                                     facts.target.relseg_size, workers, count_from=fork,
+                                     progress=progress)
+    reader = open_reader()
+    if progress is not None:
+        reader.on_chunk = lambda lsn: progress.update(max(0, lsn - start))
+    try:
+        return scan_changes(reader, start, end, facts.target.fmt, facts.target.relseg_size,
+                            count_from=fork)
+    finally:
+        reader.close()
+
+
+def journal_state(facts: RewindFacts) -> dict:
+    """What a rewind must remember to be completed later from its journal."""
+    lcc = facts.last_common_checkpoint
+    return {
+        "divergence": {"tli": facts.divergence.tli, "lsn": facts.divergence.lsn},
+        "last_common_checkpoint": {"lsn": lcc.lsn, "tli": lcc.tli, "redo": lcc.redo},
+        "keep_wal": sorted(facts.keep_wal),
+        "target_history": [[e.tli, e.begin, e.end] for e in facts.target_history],
+        "target_wal_end": facts.target_wal_end,
+        "source_system_identifier": str(facts.source.system_identifier),
+    }
+
+
+def facts_from_journal(state: dict, target: ControlFile, source) -> RewindFacts:
+    """The facts of an interrupted rewind: what the target did comes from the journal
+    (its WAL may be gone), what the source is now is asked again."""
+    source_control = source.control_file()
+    check_compatible(target, source_control)
+    source_tli = source.current_timeline(source_control)
+    source_history = history_of(source_tli, source.read_file, "source")
+    target_history = [TimelineEntry(*entry) for entry in state["target_history"]]
+    divergence = _journal_divergence(state["divergence"], find_divergence(source_history,
+                                                                          target_history),
+                                     source_history, target_history)
+    saved = state["divergence"]
+    if (divergence.tli, divergence.lsn) != (saved["tli"], saved["lsn"]):
+        raise RefusedError(
+            "the source's history no longer forks from the target at %s on timeline %d, "
+            "where the interrupted rewind started." % (format_lsn(saved["lsn"]), saved["tli"]),
+            code="source_history_changed")
+    return RewindFacts(target, source_control, target.timeline, source_tli, target_history,
+                       source_history, state["target_wal_end"], True, DIVERGED, divergence,
+                       LastCommonCheckpoint(**state["last_common_checkpoint"]),
+                       set(state["keep_wal"]))
+
+
+def _journal_divergence(saved: dict, found: Divergence, source_history: list,
+                        target_history: list) -> Divergence:
+    """The interrupted rewind's fork, if the source's history still shares everything
+    before it: the WAL evidence of twin timelines (pg/twins.py) may have put it earlier
+    than the history files alone do, and the target's WAL it came from may be gone."""
+    for index in range(found.target_index + 1):
+        entry = target_history[index]
+        if entry.tli != saved["tli"] or source_history[index].begin != entry.begin:
+            continue
+        within = entry.begin <= saved["lsn"] and (entry.end is None or saved["lsn"] <= entry.end)
+        if within and (found.lsn == 0 or saved["lsn"] <= found.lsn):
+            return Divergence(entry.tli, saved["lsn"], index)
+    return found
