@@ -136,3 +136,30 @@ def test_clone_when_always_rebuilds_a_rewindable_node(bed, collection):
     assert result["path"] == "clone" and result["clone_reason"] == "clone_when: always"
     assert "wal_scan" not in result["duration_s"]
     assert_follows_and_matches(fo)
+
+
+def test_clone_when_cheaper_rebuilds_a_node_whose_wal_costs_more(bed, collection):
+    """The old primary wrote far more WAL after the fork than the cluster holds: the WAL
+    is scanned, the rewind found dearer than a copy, and the node cloned. Without the
+    fallback the same costs change nothing: it is rewound."""
+    fo = failover(bed, 16, stop_mode=None)
+    old = fo.old_primary
+    for _round in range(3):
+        old.sql("CREATE TABLE churn AS SELECT repeat('x', 2000) AS pad "
+                "FROM generate_series(1, 40000)")
+        old.sql("DROP TABLE churn")
+    old.stop()
+    before = datadir_digest(old.datadir)
+    plain = rewind(fo, check=True, clone_when="cheaper")
+    assert not plain["failed"], plain.get("msg")
+    assert "path" not in plain and plain["bytes_to_fetch"] > 0
+    dry = rewind(fo, fallback="clone", clone_when="cheaper", check=True)
+    assert not dry["failed"], dry.get("msg")
+    assert dry["path"] == "clone" and dry["clone_reason"].startswith("a clone (")
+    assert "wal_scan" in dry["duration_s"] and "files_identical" not in dry
+    assert differences(before, datadir_digest(old.datadir)) == []
+    result = rewind(fo, fallback="clone", clone_when="cheaper")
+    assert not result["failed"], result.get("msg")
+    assert result["path"] == "clone" and result["clone_reason"].startswith("a clone (")
+    assert len(_aside(old)) == 1
+    assert_follows_and_matches(fo)
