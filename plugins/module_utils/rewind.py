@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
-from .plan.assessment import PATH_CLONE, REWIND_IMPOSSIBLE, choose_path
+from .plan.assessment import PATH_CLONE, PATH_REWIND, PathChoice, clone_instead, run_path
 from .apply.clone import clone_in_progress, lock_directory, resume_clone, run_clone
 from .pg.controlfile import parse_control_file
 from .pg.datadir import FILE, is_excluded
 from .wal.discarded import discarded_report
 from .errors import RefusedError, RewindError
-from .apply.execute import execute_plan
+from .apply.context import Run
+from .apply.execute import execute_plan, install_restored_wal, sanitize_copied_auto_conf
 from .plan.identical import drop_identical_copies
 from .plan.facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
     target_facts
 from .apply.finish import finish, standby_configuration
-from .plan.filemap import COPY, build_plan
+from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
 from .target.journal import Journal
 from .options import RewindOptions
@@ -34,10 +36,10 @@ from .runtime.progress import PhaseTimer, Progress, default_path
 from .target.runlock import RunLock
 from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
 from .source.factory import open_source
-from .standby.config import without_recovery_settings
 from .plan.survey import SurveyInBackground, take_survey
 from .target.directory import TargetDirectory, check_not_running
 from .runtime.timeouts import TimeLimit
+from .wal.scan import TargetChanges
 from .wal.summary import changes_source
 from .standby.walreserve import release_after_failed_run, released_on_failure, wal_reservation
 
@@ -76,144 +78,151 @@ def _run_locked(options: RewindOptions) -> dict:
 
 
 def _run(options: RewindOptions, progress: Progress) -> dict:
+    _check_parameters(options)
+    pgdata = os.path.abspath(options.target_pgdata)
+    timer = PhaseTimer(progress, TimeLimit(options.timeout))
+    interrupted_clone = clone_in_progress(pgdata)
+    if interrupted_clone:       # (mid-swap the data directory itself may be missing)
+        return _resume_clone(Run(options, pgdata, timer, {"changed": True}), interrupted_clone)
+    if not os.path.isdir(pgdata):
+        raise RefusedError("target_pgdata %s is not a directory." % pgdata,
+                           code="not_a_data_directory")
+    run = Run(options, pgdata, timer, {"changed": False},
+              TargetDirectory(pgdata, sync=options.sync))
+    run.target.check_writer()
+    check_not_running(pgdata)
+    sweep_dead()                # restored WAL left by this user's killed runs
+    journal = Journal(pgdata, sync=options.sync)
+    if journal.exists():
+        if journal.begun():
+            return _resume(run, journal)
+        if not options.check_mode:
+            journal.discard()       # interrupted before it changed anything: start afresh
+    scratch = ScratchDirectory()        # WAL restored from the archive goes here
+    try:
+        found = _facts(run, scratch.path)
+        if found is not None:       # None: check mode with an unclean target stops here
+            _rejoin(run, journal, *found)
+    finally:
+        if run.source is not None:
+            run.source.close()
+        scratch.remove()
+    run.result["duration_s"] = timer.durations
+    return run.result
+
+
+def _check_parameters(options) -> None:
     if bool(options.source_server) == bool(options.source_pgdata):
         raise RefusedError("give exactly one of source_server or source_pgdata.",
                            code="bad_parameters")
     if options.write_recovery_conf and not (options.primary_conninfo or options.source_server):
         raise RefusedError("write_recovery_conf needs primary_conninfo when the source is a "
                            "local data directory.", code="bad_parameters")
-    pgdata = os.path.abspath(options.target_pgdata)
-    interrupted_clone = clone_in_progress(pgdata)
-    if interrupted_clone:       # (mid-swap the data directory itself may be missing)
-        return _resume_clone(options, pgdata, interrupted_clone,
-                             PhaseTimer(progress, TimeLimit(options.timeout)))
-    if not os.path.isdir(pgdata):
-        raise RefusedError("target_pgdata %s is not a directory." % pgdata,
-                           code="not_a_data_directory")
-    timer = PhaseTimer(progress, TimeLimit(options.timeout))
-    result = {"changed": False}
-    target = TargetDirectory(pgdata, sync=options.sync)
-    target.check_writer()
-    check_not_running(pgdata)
-    sweep_dead()                # restored WAL left by this user's killed runs
-    journal = Journal(pgdata, sync=options.sync)
-    if journal.exists():
-        if journal.begun():
-            return _resume(options, pgdata, target, journal, timer, result)
-        if not options.check_mode:
-            journal.discard()       # interrupted before it changed anything: start afresh
-    scratch = ScratchDirectory()        # WAL restored from the archive goes here
-    restore_dir = scratch.path
-    source = reservation = None
-    try:
-        with timer("facts"):
-            control = target_facts(pgdata)
-            source = _open_source(options, timer.limit)
-            _report_tls(source, result)
-            validate_source(source, control, options)   # before crash recovery changes it
-            control = cleanly_stopped_target(pgdata, options, result, control)
-            if control is None:       # check mode with an unclean target: stop here
-                result["duration_s"] = timer.durations
-                return result
-            restore = restore_command_for(options, control, pgdata, restore_dir)
-            impossible = None
-            try:
-                facts = gather_facts(pgdata, control, source, restore)
-            except RewindError as exc:
-                facts, impossible = None, exc
-            if facts is not None:
-                check_source(source, facts.source)
-            reservation = wal_reservation(options)
-            if reservation is not None and facts is not None and \
-                    not (facts.rewind_required or reservation.keep):
-                reservation = None      # nothing copied, and no slot for the standby
-        if facts is None:
-            with released_on_failure(reservation, lambda: False):
-                _reserve_wal(reservation, options, result)
-                _clone_instead(options, pgdata, source, impossible, timer, result, reservation)
-            return result
-        result.update(facts.summary())
-        result["target"] = control.summary()
-        result["source"] = facts.source.summary()
+
+
+def _facts(run, restore_dir):
+    """(target control, restore command, facts, refusal): facts None when finding them
+    met a refusal (`refusal`); None when check mode stops at an unclean target."""
+    options, pgdata = run.options, run.pgdata
+    with run.timer("facts"):
+        control = target_facts(pgdata)
+        run.source = _open_source(options, run.timer.limit)
+        _report_tls(run)
+        validate_source(run.source, control, options)   # before crash recovery changes it
+        control = cleanly_stopped_target(pgdata, options, run.result, control)
+        if control is None:
+            return None
+        restore = restore_command_for(options, control, pgdata, restore_dir)
+        facts = refusal = None
+        try:
+            facts = gather_facts(pgdata, control, run.source, restore)
+        except RewindError as exc:
+            refusal = exc
+        if facts is not None:
+            check_source(run.source, facts.source)
+        run.reservation = wal_reservation(options)
+        if run.reservation is not None and facts is not None and \
+                not (facts.rewind_required or run.reservation.keep):
+            run.reservation = None      # nothing copied, and no slot for the standby
+    return control, restore, facts, refusal
+
+
+def _rejoin(run, journal, control, restore, facts, refusal) -> None:
+    """Choose the path (a value), then act on it: clone, rewind, or only configure."""
+    raised = None
+    if facts is not None:
+        run.result.update(facts.summary())
+        run.result["target"] = control.summary()
+        run.result["source"] = facts.source.summary()
         # The standby replays the source's WAL (and, when not rewound, starts from its
         # own pg_control): checked now, while a refusal changes nothing.
-        raised = raise_settings(options, pgdata, [facts.source] + (
-            [] if facts.rewind_required else [control]), result)
-        with released_on_failure(reservation, lambda: _complete(journal)):
-            _reserve_wal(reservation, options, result)
-            if facts.rewind_required and options.fallback == "clone" and \
-                    options.clone_when == "always":
-                _clone_instead(options, pgdata, source, _CloneIsCheaper("clone_when: always"),
-                               timer, result, reservation)
-            elif facts.rewind_required:
-                try:
-                    _rewind(options, pgdata, target, source, facts, restore, timer, result,
-                            reservation)
-                except (RewindError, _CloneIsCheaper) as exc:
-                    if Journal(pgdata).begun():
-                        raise
-                    _clone_instead(options, pgdata, source, exc, timer, result, reservation)
-            elif options.write_recovery_conf:
-                check_not_running(pgdata)
-                standby_configuration(options, pgdata, target, control, result, raised,
-                                      _standby_slot(reservation))
-    finally:
-        if source is not None:
-            source.close()
-        scratch.remove()
-    result["duration_s"] = timer.durations
-    return result
+        raised = raise_settings(run.options, run.pgdata, [facts.source] + (
+            [] if facts.rewind_required else [control]), run.result)
+    with released_on_failure(run.reservation, lambda: _complete(journal)):
+        _reserve_wal(run)
+        choice, planned = _choose_path(run, facts, refusal, restore)
+        if choice.path == PATH_CLONE:
+            run_clone(run, choice.reason)
+        elif choice.path == PATH_REWIND:
+            _report_plan(run, planned)
+            _carry_out(run, facts, planned.plan, journal, planned.changes.blocks, restore)
+        elif run.options.write_recovery_conf:
+            check_not_running(run.pgdata)
+            standby_configuration(run, control, raised)
 
 
-def _clone_instead(options, pgdata, source, exc, timer, result, reservation=None):
-    """A rewind is impossible or dearer (`exc` says why): clone when the operator allows."""
-    if isinstance(exc, _CloneIsCheaper):
-        reason = str(exc)
-    elif options.fallback == "clone" and exc.code in REWIND_IMPOSSIBLE:
-        reason = "%s (%s)" % (REWIND_IMPOSSIBLE[exc.code], exc)
-    else:
-        raise exc
-    run_clone(options, pgdata, source, reason, timer, result, _standby_slot(reservation))
-    result["duration_s"] = timer.durations
-
-
-def _resume_clone(options, pgdata, where, timer):
-    result = {"changed": True}
-    TargetDirectory(where, sync=options.sync).check_writer()
-    check_not_running(where)
-    source = _open_source(options, timer.limit)
-    reservation = wal_reservation(options)
+def _choose_path(run, facts, refusal, restore) -> tuple:
+    """The planning step: (PathChoice, the rewind's plan when the path is rewind). A
+    refusal that rules out only the rewind is a clone when the operator allows one;
+    any other refusal stands (raised)."""
+    fallback, clone_when = run.options.fallback, run.options.clone_when
+    if facts is None:
+        return _clone_or_refuse(refusal, fallback), None
+    choice = run_path(facts.rewind_required, fallback, clone_when)  # always: before the scan
+    if choice.path != PATH_REWIND:
+        return choice, None
     try:
-        with released_on_failure(reservation, lambda: False):
-            _reserve_wal(reservation, options, result)
-            resume_clone(options, pgdata, where, source, timer, result,
-                         _standby_slot(reservation))
+        planned = _plan(run, facts, restore)
+    except RewindError as exc:
+        return _clone_or_refuse(exc, fallback), None
+    costs = (planned.plan.fetch_bytes, planned.changes.wal_bytes, planned.clone_bytes)
+    return run_path(True, fallback, clone_when, costs), planned
+
+
+def _clone_or_refuse(refusal, fallback) -> PathChoice:
+    choice = clone_instead(refusal.code, str(refusal), fallback)
+    if choice is None:
+        raise refusal
+    return choice
+
+
+def _resume_clone(run, where):
+    TargetDirectory(where, sync=run.options.sync).check_writer()
+    check_not_running(where)
+    run.source = _open_source(run.options, run.timer.limit)
+    run.reservation = wal_reservation(run.options)
+    try:
+        with released_on_failure(run.reservation, lambda: False):
+            _reserve_wal(run)
+            resume_clone(run, where)
     finally:
-        source.close()
-    result["duration_s"] = timer.durations
-    return result
+        run.source.close()
+    run.result["duration_s"] = run.timer.durations
+    return run.result
 
 
-class _CloneIsCheaper(Exception):
-    """A clone was chosen over a possible rewind (clone_when: cheaper or always)."""
-
-
-def _reserve_wal(reservation, options, result) -> None:
+def _reserve_wal(run) -> None:
     """Before anything is listed or copied, the slot that keeps the source's WAL (in check
     mode only the privilege and the name are checked)."""
+    reservation, result = run.reservation, run.result
     if reservation is None:
         return
-    if options.check_mode:
+    if run.options.check_mode:
         reservation.check()
     else:
         reservation.reserve()
         result["changed"] = result["changed"] or reservation.created
-    result["slot"] = reservation.summary(options.check_mode)
-
-
-def _standby_slot(reservation):
-    """primary_slot_name for the standby configuration: the slot, when it is kept."""
-    return reservation.name if reservation is not None and reservation.keep else None
+    result["slot"] = reservation.summary(run.options.check_mode)
 
 
 def _complete(journal) -> bool:
@@ -224,31 +233,39 @@ def _complete(journal) -> bool:
         return False
 
 
-def _rewind(options, pgdata, target, source, facts, restore, timer, result, reservation=None):
-    keep_files = tuple(options.keep_files)
-    survey = SurveyInBackground(source, pgdata, facts, keep_files)   # while the scan runs
+@dataclass(frozen=True)
+class _Planned:
+    """A rewind's plan, with what it was made from and what a clone would copy instead."""
+    plan: Plan
+    changes: TargetChanges      # what the WAL scan found
+    identical: int              # files the target already has, so not copied
+    clone_bytes: int
+
+
+def _plan(run, facts, restore) -> _Planned:
+    """The WAL scan, the survey of both sides' files beside it, and the plan."""
+    keep_files = tuple(run.options.keep_files)
+    survey = SurveyInBackground(run.source, run.pgdata, facts, keep_files)  # while the scan runs
     try:
-        with timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
-            changes = scan_target_changes(pgdata, facts, restore,
+        with run.timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
+            changes = scan_target_changes(run.pgdata, facts, restore,
                                           workers=min(4, os.cpu_count() or 1),
-                                          progress=timer.progress,
-                                          use_summaries=options.use_wal_summaries == "auto")
-        with timer("plan"):
+                                          progress=run.timer.progress,
+                                          use_summaries=run.options.use_wal_summaries == "auto")
+        with run.timer("plan"):
             listed = survey.result()
-            plan, identical = _plan(listed, changes.blocks, facts, keep_files, source, pgdata,
-                                    result)
+            plan, identical = _build_plan(run, listed, changes.blocks, facts)
     except BaseException:
         survey.wait(5)              # a request in flight, before the connection closes
         raise
-    if options.fallback == "clone" and options.clone_when != "impossible":
-        clone_bytes = sum(e.size for p, e in listed.source_files.items()
-                          if e.kind == FILE and not is_excluded(p))
-        path, reason = choose_path(True, None, plan.fetch_bytes, changes.wal_bytes, clone_bytes,
-                                   options.clone_when)
-        if path == PATH_CLONE:
-            raise _CloneIsCheaper(reason)
-    summary = plan.summary()
-    result.update({
+    clone_bytes = sum(e.size for p, e in listed.source_files.items()
+                      if e.kind == FILE and not is_excluded(p))
+    return _Planned(plan, changes, identical, clone_bytes)
+
+
+def _report_plan(run, planned) -> None:
+    plan, changes, summary = planned.plan, planned.changes, planned.plan.summary()
+    run.result.update({
         "changed": True,
         "files": summary["files"],
         "blocks_copied": summary["blocks_to_copy"],
@@ -258,108 +275,103 @@ def _rewind(options, pgdata, target, source, facts, restore, timer, result, rese
         "wal_scan_processes": changes.processes,
         "changed_blocks": len(changes.blocks),
         "changed_blocks_from": changes_source(changes),
-        "discarded": discarded_report(changes, source),
+        "discarded": discarded_report(changes, run.source),
         "largest": plan.largest(),
-        "files_identical": identical,
-        "fetch_connections": source.parallel,
+        "files_identical": planned.identical,
+        "fetch_connections": run.source.parallel,
     })
-    target.preflight(plan.actions)
-    if options.check_mode:
-        result["bytes_fetched"] = 0
+
+
+def _carry_out(run, facts, plan, journal, blocks, restore=None) -> None:
+    """The tail of a fresh rewind and a resumed one: preflight, stop in check mode,
+    begin the journal (a fresh rewind; a resumed one's has begun), copy, finish."""
+    run.target.preflight(plan.actions)
+    if run.options.check_mode:
+        run.result["bytes_fetched"] = 0
         return
-    timer.limit.check("begin changing the target")
-    check_not_running(pgdata)       # a service manager may have started it meanwhile
-    journal = Journal(pgdata, sync=options.sync)
-    state = journal_state(facts)
-    if reservation is not None:
-        state["wal_slot"] = reservation.journal_entry()
-    journal.begin(state, changes.blocks, target.dir_mode)
-    with timer("copy", summary["bytes_to_fetch"]):
-        stats = execute_plan(plan, source, target, timer.progress)
-        _install_restored_wal(restore, facts.keep_wal, target)
-        _sanitize_copied_auto_conf(plan, pgdata, target)
-    result["bytes_fetched"] = stats.bytes_fetched
-    with timer("finish"):
-        finish(options, pgdata, target, source, facts, journal, result,
-               standby_slot=_standby_slot(reservation))
+    if not journal.begun():
+        run.timer.limit.check("begin changing the target")
+        check_not_running(run.pgdata)   # a service manager may have started it meanwhile
+        state = journal_state(facts)
+        if run.reservation is not None:
+            state["wal_slot"] = run.reservation.journal_entry()
+        journal.begin(state, blocks, run.target.dir_mode)
+    with run.timer("copy", plan.fetch_bytes):
+        stats = execute_plan(plan, run.source, run.target, run.timer.progress)
+        install_restored_wal(restore, facts.keep_wal, run.target)
+        sanitize_copied_auto_conf(plan, run.pgdata, run.target)
+    run.result["bytes_fetched"] = stats.bytes_fetched
+    with run.timer("finish"):
+        finish(run, facts, journal)
 
 
-def _plan(listed, blocks, facts, keep_files, source, pgdata, result):
+def _build_plan(run, listed, blocks, facts):
     """The plan from the survey (plan/survey.py) and the changed blocks; (plan, files the
     target already has, so not copied)."""
     plan = build_plan(listed.source_files, listed.target_files, blocks,
-                      facts.target.fmt.tablespace_dir, facts.keep_wal, keep_files,
-                      facts.wal_copy_rule(listed.source_wal_end))
-    plan, identical, _spared = drop_identical_copies(plan, source, pgdata, _warner(result),
-                                                     listed)
+                      facts.target.fmt.tablespace_dir, facts.keep_wal,
+                      tuple(run.options.keep_files), facts.wal_copy_rule(listed.source_wal_end))
+    plan, identical, _spared = drop_identical_copies(plan, run.source, run.pgdata,
+                                                     _warner(run.result), listed)
     return plan, identical
 
 
-def _resume(options, pgdata, target, journal, timer, result):
+def _resume(run, journal):
     """Complete a rewind that was interrupted after it began changing the target, from
     its journal (the target's own WAL after the fork is no longer needed)."""
+    options, result = run.options, run.result
     result.update(changed=True, resumed=True, rewind_required=True, reason="diverged")
-    control = target_original = parse_control_file(journal.original_control(),
-                                                   "the journal's copy of the target pg_control")
+    control = parse_control_file(journal.original_control(),
+                                 "the journal's copy of the target pg_control")
     state = journal.load()
-    reservation = wal_reservation(options, state.get("wal_slot"))
+    run.reservation = wal_reservation(options, state.get("wal_slot"))
     if journal.finished():
         if options.check_mode:
             return result
-        check_not_running(pgdata)   # the new pg_control is in place: it could have started
+        check_not_running(run.pgdata)   # the new pg_control is in place: it could have started
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
-        if reservation is not None and reservation.keep:
-            _reserve_wal(reservation, options, result)   # the standby's slot: still there
-        raised = raise_settings(options, pgdata, [target_facts(pgdata)], result)
+        if run.standby_slot:
+            _reserve_wal(run)       # the standby's slot: still there
+        raised = raise_settings(options, run.pgdata, [target_facts(run.pgdata)], result)
         if options.write_recovery_conf:
-            standby_configuration(options, pgdata, target, control, result, raised,
-                                  _standby_slot(reservation))
-        result["duration_s"] = timer.durations
+            standby_configuration(run, control, raised)
+        result["duration_s"] = run.timer.durations
         return result
-    target.sync_whole_tree = True   # what the interrupted run wrote may not be on disk
-    timer.limit.phase = "facts"
-    source = _open_source(options, timer.limit)
-    _report_tls(source, result)
+    run.target.sync_whole_tree = True   # what the interrupted run wrote may not be on disk
+    run.timer.limit.phase = "facts"
+    run.source = _open_source(options, run.timer.limit)
+    _report_tls(run)
     try:
-        with timer("facts"):
-            facts = facts_from_journal(state, target_original, source)
-            check_source(source, facts.source)
+        with run.timer("facts"):
+            facts = facts_from_journal(state, control, run.source)
+            check_source(run.source, facts.source)
         result.update(facts.summary())
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
         result["resumed_from"] = "copy"
-        _reserve_wal(reservation, options, result)
-        if reservation is not None and state.get("wal_slot") != reservation.journal_entry() \
-                and not options.check_mode:
-            journal.update(wal_slot=reservation.journal_entry())
+        _reserve_wal(run)
+        entry = run.reservation.journal_entry() if run.reservation is not None else None
+        if entry is not None and state.get("wal_slot") != entry and not options.check_mode:
+            journal.update(wal_slot=entry)
         blocks = journal.load_blocks()
-        with timer("plan"):
-            keep_files = tuple(options.keep_files)
-            plan, identical = _plan(take_survey(source, pgdata, facts, keep_files), blocks,
-                                    facts, keep_files, source, pgdata, result)
+        with run.timer("plan"):
+            plan, _identical = _build_plan(run, take_survey(run.source, run.pgdata, facts,
+                                                           tuple(options.keep_files)),
+                                          blocks, facts)
         summary = plan.summary()
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
                       largest=plan.largest(), wal_bytes_scanned=0,
                       wal_scan_processes=0)
-        target.preflight(plan.actions)
-        if options.check_mode:
-            result["bytes_fetched"] = 0
-            return result
-        with timer("copy", summary["bytes_to_fetch"]):
-            stats = execute_plan(plan, source, target, timer.progress)
-            _sanitize_copied_auto_conf(plan, pgdata, target)
-        result["bytes_fetched"] = stats.bytes_fetched
-        with timer("finish"):
-            finish(options, pgdata, target, source, facts, journal, result,
-                   standby_slot=_standby_slot(reservation))
+        _carry_out(run, facts, plan, journal, blocks)
     except BaseException as exc:
-        release_after_failed_run(reservation, lambda: _complete(journal), exc)
+        release_after_failed_run(run.reservation, lambda: _complete(journal), exc)
         raise
     finally:
-        source.close()
-    result["duration_s"] = timer.durations
+        run.source.close()
+    if not options.check_mode:      # (a dry run of a resumption reports no durations)
+        result["duration_s"] = run.timer.durations
     return result
 
 
@@ -369,38 +381,12 @@ def _open_source(options, limit):
                        source_timeout=options.source_timeout, time_limit=limit)
 
 
-def _report_tls(source, result):
-    tls = source.tls()
+def _report_tls(run):
+    tls = run.source.tls()
     if tls is not None:
-        result["source_tls"] = tls
+        run.result["source_tls"] = tls
 
 
 def _warner(result):
     """Warnings for the result (Ansible shows them); the run goes on."""
     return lambda text: result.setdefault("warnings", []).append(text)
-
-
-def _install_restored_wal(restore, keep_wal, target):
-    """Segments fetched from the archive for the walk back to the last common checkpoint
-    hold history replay needs: put them where replay looks."""
-    if restore is None:
-        return
-    for name in restore.restored:
-        if name in keep_wal:
-            with open(os.path.join(restore.directory, name), "rb") as handle:
-                target.create_empty("pg_wal/" + name)
-                offset = 0
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    target.write("pg_wal/" + name, offset, chunk)
-                    offset += len(chunk)
-
-
-def _sanitize_copied_auto_conf(plan, pgdata, target):
-    """postgresql.auto.conf copied from the source keeps the source's settings but not
-    its upstream (which would be this very node)."""
-    if any(a.path == "postgresql.auto.conf" and a.action == COPY for a in plan.actions):
-        with open(os.path.join(pgdata, "postgresql.auto.conf")) as handle:
-            text = handle.read()
-        cleaned = without_recovery_settings(text)
-        if cleaned != text:
-            target.replace_file("postgresql.auto.conf", cleaned.encode())

@@ -309,9 +309,9 @@ def _sync_tree_top(path: str, sync: bool) -> None:
 
 
 # --- the job -------------------------------------------------------------------------
-def run_clone(options, pgdata: str, source, reason: str, timer, result: dict,
-              standby_slot: Optional[str] = None) -> None:
-    """Rebuild `pgdata` from the source because the plan says clone (`reason`)."""
+def run_clone(run, reason: str) -> None:
+    """Rebuild `pgdata` from the source because the path chosen is clone (`reason`)."""
+    options, pgdata, source, result = run.options, run.pgdata, run.source, run.result
     if not source.is_running:
         raise RefusedError("the clone fallback copies from a running server.",
                            hint="Give source_server (the new primary) instead of source_pgdata.",
@@ -340,35 +340,35 @@ def run_clone(options, pgdata: str, source, reason: str, timer, result: dict,
         result["bytes_fetched"] = 0
         return
     clone = Clone(pgdata, source, source.control_file(), options.keep_files, options.sync,
-                  options.clone_discard_old, timer.progress)
+                  options.clone_discard_old, run.timer.progress)
     try:
-        with timer("clone"):
-            _copy_and_finish(clone, clone.prepare(), options, result, standby_slot)
+        with run.timer("clone"):
+            _copy_and_finish(run, clone, clone.prepare())
     finally:
         clone.release()
 
 
-def resume_clone(options, pgdata: str, where: str, source, timer, result: dict,
-                 standby_slot: Optional[str] = None) -> None:
+def resume_clone(run, where: str) -> None:
     """Complete a clone an earlier run began (`where` holds its journal)."""
+    options, source = run.options, run.source
     if not source.is_running:
         raise RefusedError("an interrupted clone is completed from a running server.",
                            hint="Give source_server (the new primary).",
                            code="clone_needs_server")
-    result.update(changed=True, path="clone", resumed=True)
+    run.result.update(changed=True, path="clone", resumed=True)
     if options.check_mode:
         return
-    clone = Clone(pgdata, source, source.control_file(), options.keep_files, options.sync,
-                  progress=timer.progress)
+    clone = Clone(run.pgdata, source, source.control_file(), options.keep_files, options.sync,
+                  progress=run.timer.progress)
     try:
-        with timer("clone"):
-            _copy_and_finish(clone, clone.resume(where), options, result, standby_slot)
+        with run.timer("clone"):
+            _copy_and_finish(run, clone, clone.resume(where))
     finally:
         clone.release()
 
 
-def _copy_and_finish(clone: Clone, journal: str, options, result: dict,
-                     standby_slot: Optional[str] = None) -> None:
+def _copy_and_finish(run, clone: Clone, journal: str) -> None:
+    options, result = run.options, run.result
     clone.source.parallel = fetch_connections(options.parallel, whole_files=True)
     result["fetch_connections"] = clone.source.parallel
     done = clone.copy(journal)
@@ -376,8 +376,7 @@ def _copy_and_finish(clone: Clone, journal: str, options, result: dict,
     after = clone.source.control_file()         # read after the backup stopped: last
     raised = raise_settings(options, clone.pgdata, [after], result)   # the node's own config
     if options.write_recovery_conf:
-        standby_configuration(options, clone.pgdata, target, after, result, raised,
-                              standby_slot)
+        standby_configuration(run, after, raised, target=target)
     faults.step("clone pg_control")
     target.replace_file(CONTROL_PATH, after.raw)      # the clone is complete
     shutil.rmtree(journal)

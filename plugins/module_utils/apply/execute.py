@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: pgops.rewind developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Carrying out a plan: create, fetch and write, truncate, remove.
+"""Carrying out a plan: create, fetch and write, truncate, remove; then what the copied
+files need (WAL restored from the archive into pg_wal, the source's upstream out of
+postgresql.auto.conf).
 
 The source is asked for byte ranges in one stream (adjacent changed blocks merged
 into ranges of up to 1 MB), and each chunk is written where it belongs as it
@@ -10,12 +12,14 @@ arrives, so memory holds one batch of chunks at a time whatever the rewind's siz
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..pg.blockmap import block_runs
 from ..pg.datadir import BLCKSZ, DIRECTORY, FILE
 from ..errors import SourceError
 from ..plan.filemap import COPY, COPY_TAIL, CREATE, REMOVE, TRUNCATE
+from ..standby.config import without_recovery_settings
 
 CHUNK = 1 << 20
 
@@ -104,3 +108,29 @@ def execute_plan(plan, source, target, progress=None) -> ExecutionStats:
         if act.action == REMOVE:
             target.remove(act.path, act.kind)
     return stats
+
+
+def install_restored_wal(restore, keep_wal, target):
+    """Segments fetched from the archive for the walk back to the last common checkpoint
+    hold history replay needs: put them where replay looks."""
+    if restore is None:
+        return
+    for name in restore.restored:
+        if name in keep_wal:
+            with open(os.path.join(restore.directory, name), "rb") as handle:
+                target.create_empty("pg_wal/" + name)
+                offset = 0
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    target.write("pg_wal/" + name, offset, chunk)
+                    offset += len(chunk)
+
+
+def sanitize_copied_auto_conf(plan, pgdata, target):
+    """postgresql.auto.conf copied from the source keeps the source's settings but not
+    its upstream (which would be this very node)."""
+    if any(a.path == "postgresql.auto.conf" and a.action == COPY for a in plan.actions):
+        with open(os.path.join(pgdata, "postgresql.auto.conf")) as handle:
+            text = handle.read()
+        cleaned = without_recovery_settings(text)
+        if cleaned != text:
+            target.replace_file("postgresql.auto.conf", cleaned.encode())

@@ -21,7 +21,9 @@ from ..standby.config import derive_primary_conninfo, standby_files
 from ..target.directory import BACKUP_LABEL, backup_label_text, rewound_control_file
 
 
-def finish(options, pgdata, target, source, facts, journal, result, standby_slot=None) -> None:
+def finish(run, facts, journal) -> None:
+    """The finish of a rewind (`run`: apply/context.py), from its facts and journal."""
+    source, target = run.source, run.target
     after = source.control_file()
     source.check_unchanged(facts.source, facts.source_timeline, after)
     end_lsn, end_tli = source.end_of_wal(after)
@@ -29,30 +31,30 @@ def finish(options, pgdata, target, source, facts, journal, result, standby_slot
     target.sync()
     target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint,
                                                         facts.target.xlog_seg_size).encode())
-    raised = raise_settings(options, pgdata, [after], result)   # the kept config, as copied
-    if options.write_recovery_conf:
-        standby_configuration(options, pgdata, target, facts.target, result, raised,
-                              standby_slot)
+    raised = raise_settings(run.options, run.pgdata, [after], run.result)   # the kept config
+    if run.options.write_recovery_conf:
+        standby_configuration(run, facts.target, raised)
     control = rewound_control_file(after, end_lsn, end_tli)
     journal.update(final_control_sha256=hashlib.sha256(control).hexdigest())
     target.replace_file(CONTROL_PATH, control)          # the rewind is complete
     journal.complete()
-    result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
+    run.result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
 
 
-def standby_configuration(options, pgdata, target, control, result, raised=None,
-                          slot_name=None) -> None:
+def standby_configuration(run, control, raised=None, target=None) -> None:
     """recovery.conf (11) or standby.signal + primary_conninfo (12+), the raised
     hot-standby settings, and primary_slot_name when the standby streams through the
-    rewind's slot: only what changes."""
+    rewind's slot: only what changes. `target`: the directory written when it is not the
+    run's (a clone's new one)."""
+    options, result, slot_name = run.options, run.result, run.standby_slot
     conninfo = options.primary_conninfo or derive_primary_conninfo(
         options.source_server, keep_dbname=control.major >= 17)
-    changes = standby_files(pgdata, control.fmt.recovery_conf, conninfo,
+    changes = standby_files(run.pgdata, control.fmt.recovery_conf, conninfo,
                             {"primary_slot_name": slot_name} if slot_name else None,
                             raised=raised)
     if not options.check_mode:
         for rel, text in sorted(changes.items()):
-            target.replace_file(rel, text.encode("utf-8", "surrogateescape"))
+            (target or run.target).replace_file(rel, text.encode("utf-8", "surrogateescape"))
     result["standby_files_written"] = sorted(changes)
     if changes:
         result["changed"] = True

@@ -64,8 +64,10 @@ class Check:
     message: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class PathChoice:
+    """The path that rejoins the target, and why: a value the planning step returns and
+    the orchestrator acts on (a choice is never raised)."""
     path: Optional[str]          # None: the source cannot serve this target at all
     reason: str
     rewind_bytes: Optional[int] = None
@@ -73,20 +75,57 @@ class PathChoice:
     clone_bytes: Optional[int] = None
 
 
+_NOT_NEEDED = "no rewind is needed"
+_DIVERGED = "the histories diverged; a rewind copies only what changed"
+_ALWAYS = "clone_when: always"
+
+
 def choose_path(rewind_required: bool, impossible: Optional[str], rewind_bytes: int,
-                wal_bytes: int, clone_bytes: int, clone_when: str) -> tuple:
-    """(path, reason). A rewind costs the bytes it fetches plus the WAL it reads; a clone
-    the bytes it copies. 'cheaper' clones only when that is the smaller number."""
+                wal_bytes: int, clone_bytes: int, clone_when: str) -> PathChoice:
+    """The path with its costs. A rewind costs the bytes it fetches plus the WAL it
+    reads; a clone the bytes it copies. 'cheaper' clones only when that is the smaller
+    number."""
+    costs = (rewind_bytes, wal_bytes, clone_bytes)
     if impossible:
-        return PATH_CLONE, "a rewind is impossible: %s" % impossible
+        return PathChoice(PATH_CLONE, "a rewind is impossible: %s" % impossible, *costs)
     if not rewind_required:
-        return PATH_NONE, "no rewind is needed"
+        return PathChoice(PATH_NONE, _NOT_NEEDED, *costs)
     if clone_when == "always":
-        return PATH_CLONE, "clone_when: always"
+        return PathChoice(PATH_CLONE, _ALWAYS, *costs)
     if clone_when == "cheaper" and clone_bytes < rewind_bytes + wal_bytes:
-        return PATH_CLONE, ("a clone (%d bytes) costs less than the rewind (%d bytes to fetch "
-                            "+ %d bytes of WAL to read)" % (clone_bytes, rewind_bytes, wal_bytes))
-    return PATH_REWIND, "the histories diverged; a rewind copies only what changed"
+        return PathChoice(PATH_CLONE, "a clone (%d bytes) costs less than the rewind (%d bytes "
+                          "to fetch + %d bytes of WAL to read)" % (clone_bytes, rewind_bytes,
+                                                                  wal_bytes), *costs)
+    return PathChoice(PATH_REWIND, _DIVERGED, *costs)
+
+
+def run_path(rewind_required: bool, fallback: str, clone_when: str,
+             costs: Optional[tuple] = None) -> PathChoice:
+    """The path a run takes when its facts allow a rewind. A clone only when the operator
+    allows one (fallback: clone) and clone_when asks for it: 'always' is known before the
+    WAL scan (`costs` None), 'cheaper' from the plan's costs (rewind_bytes, wal_bytes,
+    clone_bytes)."""
+    if not rewind_required:
+        return PathChoice(PATH_NONE, _NOT_NEEDED)
+    if fallback == "clone" and clone_when == "always":
+        return PathChoice(PATH_CLONE, _ALWAYS)
+    if fallback == "clone" and clone_when == "cheaper" and costs is not None:
+        return choose_path(True, None, *costs, clone_when)
+    return PathChoice(PATH_REWIND, _DIVERGED)
+
+
+def clone_instead(code: str, detail: str, fallback: str) -> Optional[PathChoice]:
+    """A refusal (`code`, its message `detail`) met while finding the facts or scanning
+    the WAL, as a path: a clone when it rules out only the rewind and the operator
+    allows one; None when the refusal stands."""
+    if fallback != "clone" or code not in REWIND_IMPOSSIBLE:
+        return None
+    return PathChoice(PATH_CLONE, impossible_reason(code, detail))
+
+
+def impossible_reason(code: str, detail: str) -> str:
+    """Why a rewind is impossible, from a refusal in REWIND_IMPOSSIBLE."""
+    return "%s (%s)" % (REWIND_IMPOSSIBLE[code], detail)
 
 
 def space_needed(writes: dict, free: dict) -> list:
@@ -150,7 +189,7 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
         except RewindError as exc:
             if exc.code not in REWIND_IMPOSSIBLE:
                 raise
-            impossible, impossible_code = "%s (%s)" % (REWIND_IMPOSSIBLE[exc.code], exc), exc.code
+            impossible, impossible_code = impossible_reason(exc.code, str(exc)), exc.code
             source_files = source.list_files()
         checks.append(Check("wal_available", impossible_code not in _WAL_UNUSABLE,
                             "the target's WAL from the last common checkpoint is readable"
@@ -161,23 +200,22 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     clone_files = [(path, entry.size) for path, entry in source_files.items()
                    if entry.kind == FILE and not is_excluded(path)]
     clone_bytes = sum(size for _path, size in clone_files)
-    path, reason = choose_path(bool(facts and facts.rewind_required), impossible, rewind_bytes,
-                               wal_bytes, clone_bytes, clone_when)
-    if path == PATH_CLONE:
+    choice = choose_path(bool(facts and facts.rewind_required), impossible, rewind_bytes,
+                         wal_bytes, clone_bytes, clone_when)
+    if choice.path == PATH_CLONE:
         allowed = fallback == "clone"
         hints.ok = hints.ok or allowed          # a clone does not need them
         if allowed:
             checks += _clone_privileges(source, control.fmt)
-        checks.append(Check("rewind_possible", allowed, reason + (
+        checks.append(Check("rewind_possible", allowed, choice.reason + (
             "; the clone fallback rebuilds the node from the source" if allowed else
             "; set fallback: clone (role: pg_rewind_fallback: clone) to rebuild it from the "
             "source, keeping the old data directory aside")))
         # the old data directory stays (renamed) beside the copy
         clone_writes = writes_per_filesystem(pgdata, clone_files)
         checks += space_needed(clone_writes, free_space(pgdata, clone_writes))
-    elif path == PATH_REWIND:
+    elif choice.path == PATH_REWIND:
         checks += space_needed(rewind_writes, free_space(pgdata, rewind_writes))
-    choice = PathChoice(path, reason, rewind_bytes, wal_bytes, clone_bytes)
     result = dict(counts, plan=asdict(choice), preflight=[asdict(c) for c in checks])
     if facts is not None:
         result.update(facts.summary())
