@@ -356,9 +356,8 @@ def _resume(run, journal):
             journal.update(wal_slot=entry)
         blocks = journal.load_blocks()
         with run.timer("plan"):
-            plan, _identical = _build_plan(run, take_survey(run.source, run.pgdata, facts,
-                                                           tuple(options.keep_files)),
-                                          blocks, facts)
+            listed = take_survey(run.source, run.pgdata, facts, tuple(options.keep_files))
+            plan, _identical = _build_plan(run, listed, blocks, facts)
         summary = plan.summary()
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),

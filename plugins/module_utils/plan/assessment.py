@@ -93,9 +93,9 @@ def choose_path(rewind_required: bool, impossible: Optional[str], rewind_bytes: 
     if clone_when == "always":
         return PathChoice(PATH_CLONE, _ALWAYS, *costs)
     if clone_when == "cheaper" and clone_bytes < rewind_bytes + wal_bytes:
-        return PathChoice(PATH_CLONE, "a clone (%d bytes) costs less than the rewind (%d bytes "
-                          "to fetch + %d bytes of WAL to read)" % (clone_bytes, rewind_bytes,
-                                                                  wal_bytes), *costs)
+        reason = ("a clone (%d bytes) costs less than the rewind (%d bytes to fetch + %d bytes "
+                  "of WAL to read)" % (clone_bytes, rewind_bytes, wal_bytes))
+        return PathChoice(PATH_CLONE, reason, *costs)
     return PathChoice(PATH_REWIND, _DIVERGED, *costs)
 
 
