@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import MissingWalError, WalError
 from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c
-from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import segment_name
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import format_lsn, segment_name
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import scan_changes
 from support.bed import Bed
 from support.walread import read_records, reader_for
@@ -268,8 +268,7 @@ def test_a_record_failing_a_check_is_refused_alike_by_the_scan_and_random_access
     data, fix_crc, reason = _damage(bytearray(victim.data), damage, victim.lsn, fmt)
     _write_record(datadir, victim.lsn, data, fix_crc)
     scanned, at_random = _both_refusals(datadir, start, end, victim.lsn)
-    _assert_refused_alike(scanned, at_random, reason, "%X/%X" % (victim.lsn >> 32,
-                                                               victim.lsn & 0xFFFFFFFF))
+    _assert_refused_alike(scanned, at_random, reason, format_lsn(victim.lsn))
 
 
 @pytest.mark.parametrize("kind", ["spanning", "header_split"])
@@ -281,7 +280,7 @@ def test_a_broken_continuation_is_refused_alike_by_the_scan_and_random_access(wa
     _poke(datadir / "pg_wal" / segment_name(1, segno, SEG), offset + 16, struct.pack("<I", 7))
     scanned, at_random = _both_refusals(datadir, start, end, victim.lsn)
     _assert_refused_alike(scanned, at_random, "invalid continuation length 7",
-                          "%X/%X" % (next_page >> 32, next_page & 0xFFFFFFFF))
+                          format_lsn(next_page))
 
 
 def test_a_wrong_backward_prev_link_is_refused_by_the_scan_only(wal):

@@ -182,8 +182,8 @@ class WalReader(WalPages):
                 rec_lsn = page_lsn + page_off
                 start_off = base + page_off
                 if page_off <= LAST_HEADER_OFFSET:
-                    tot_len, xid, rec_prev, rec_info, rmid, rec_crc = unpack_header(chunk,
-                                                                                   start_off)
+                    header = unpack_header(chunk, start_off)
+                    tot_len, xid, rec_prev, rec_info, rmid, rec_crc = header
                 else:
                     tot_len = 0     # the header itself continues on the next page
                 if page_off + tot_len > XLOG_BLCKSZ or tot_len < SIZE_OF_RECORD_HEADER:
