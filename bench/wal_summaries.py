@@ -35,16 +35,14 @@ MAJOR = 17
 CHILD = r"""
 import json, os, resource, sys, time
 sys.path[:0] = %(paths)r
+datadir, start, end, mode = %(datadir)r, %(start)d, %(end)d, %(mode)r
+if mode.endswith("-pycrc"):     # chosen at import: WAL records and summaries alike
+    os.environ["PGOPS_REWIND_CRC32C"] = "python"
 from support.walread import reader_for
-from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c
-from ansible_collections.pgops.rewind.plugins.module_utils.wal import reader as wal
 from ansible_collections.pgops.rewind.plugins.module_utils.wal import summary as walsummary
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.controlfile import read_control_file
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import TimelineEntry
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import scan_changes
-datadir, start, end, mode = %(datadir)r, %(start)d, %(end)d, %(mode)r
-if mode.endswith("-pycrc"):
-    wal.crc32c = walsummary.crc32c = crc32c.crc32c_python
 control = read_control_file(os.path.join(datadir, "global", "pg_control"))
 t0, c0 = time.perf_counter(), time.process_time()
 if mode == "scan":

@@ -13,15 +13,16 @@ from hypothesis import strategies as st
 
 from ansible_collections.pgops.rewind.plugins.module_utils.pg import controlfile as cf
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.crc32c import crc32c
-from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
-from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import segment_name
+from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError, WalError
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import LONG_PAGE_HEADER, \
+    SHORT_PAGE_HEADER, XLOG_BLCKSZ, segment_name
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import parse_history
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.reader import WalReader
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import decode_record, \
     file_event
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import scan_changes
 from support.bed import Bed
-from support.walread import reader_for
+from support.walread import read_records, reader_for
 
 FUZZ = settings(max_examples=150, deadline=5000, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -56,7 +57,7 @@ def real(tmp_path_factory):
     reader = reader_for(str(dest))
     first = min(int(n[8:], 16) for n in os.listdir(dest / "pg_wal") if len(n) == 24)
     start = reader.first_record_from(first * SEG)
-    records = [(r.lsn, bytes(r.data)) for r in reader.records(start)]
+    records = [(r.lsn, bytes(r.data)) for r in read_records(reader, start)]
     reader.close()
     segment = (dest / "pg_wal" / segment_name(1, first, SEG)).read_bytes()
     return {"controls": controls, "segment": segment, "segno": first, "start": start,
@@ -134,14 +135,38 @@ def test_wal_reader_on_mutated_segments(real, data):
     reader = WalReader(_OneSegment(real["segno"], bytes(segment)), real["fmt"], SEG,
                        real["history"], real["sysid"])
     started = time.monotonic()
+    walked = read_records(reader, real["start"])            # to the end of valid WAL
+    _random_access_agrees(reader, walked, reader.end_of_wal, real["start"])
     try:
-        list(reader.records(real["start"]))           # to the end of valid WAL
         end = real["records"][-1][0]
         scan_changes(reader, real["start"], end + len(real["records"][-1][1]) + 7 & ~7,
                      real["fmt"], 131072)
     except RewindError:
         pass
     assert time.monotonic() - started < 20
+
+
+def _random_access_agrees(reader, walked, stopped, start):
+    """The backward search's random access (record_at) reads a record as the scan's
+    walk does: every record the walk read, alike; the record the walk stopped at, if a
+    record check refused it, refused for the same reason -- except a prev-link that
+    points back to the wrong record, which only a reading in sequence can know."""
+    for record in walked[::max(1, len(walked) // 20)] + walked[-1:]:
+        again = reader.record_at(record.lsn)
+        assert (again.lsn, again.end_lsn, bytes(again.data)) == \
+            (record.lsn, record.end_lsn, bytes(record.data))
+    position = walked[-1].end_lsn if walked else start
+    if position % XLOG_BLCKSZ == 0:
+        position += LONG_PAGE_HEADER if position % SEG == 0 else SHORT_PAGE_HEADER
+    if stopped is None or stopped.lsn != position or "(expected" in stopped.reason:
+        return      # a page or a continuation was refused, not the record itself
+    try:
+        reader.record_at(position)
+    except WalError as exc:
+        assert exc.message.endswith(": %s." % stopped.reason), (exc.message, stopped.reason)
+    else:
+        raise AssertionError("the walk refused the record at %X (%s), random access read it"
+                             % (position, stopped.reason))
 
 
 @FUZZ

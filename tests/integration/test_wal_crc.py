@@ -17,7 +17,7 @@ from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import dec
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import (
     scan_changes, scan_changes_parallel)
 from support.env import REPO
-from support.walread import first_record, reader_for
+from support.walread import first_record, read_records, reader_for
 
 IMPLEMENTATIONS = ("c", "ext2fs", "python")
 
@@ -54,7 +54,7 @@ def test_every_implementation_and_the_scan_agree_with_the_checked_decode(bed, ma
     start = first_record(datadir, reader)
     reference, count, images = {}, 0, 0
     loaded = {name: crc32c.load(name)[1] for name in IMPLEMENTATIONS}
-    for raw in reader.records(start):        # every record CRC-checked (C package)
+    for raw in read_records(reader, start):        # every record CRC-checked (C package)
         count += 1
         data = bytes(raw.data)
         stored = struct.unpack_from("<I", data, 20)[0]
@@ -79,7 +79,7 @@ def test_every_implementation_and_the_scan_agree_with_the_checked_decode(bed, ma
     assert parallel.records == count and _as_sets(parallel.blocks) == reference
 
     # A damaged record is still refused by every implementation.
-    victim = [raw for raw in reader.records(start) if raw.tot_len > 8000][5]
+    victim = [raw for raw in read_records(reader, start) if raw.tot_len > 8000][5]
     seg = reader.seg_size
     reader.close()
     position = victim.lsn + 4000                       # inside its full-page image,

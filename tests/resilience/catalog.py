@@ -89,6 +89,12 @@ FAULTS = [
     ("truncated, zero-filled, wrong-magic, foreign-timeline, foreign-system WAL pages; "
      "missing segment; bad record CRC", "damaged copies of real segments",
      "a WalError naming the segment and LSN", "integration/test_bad_wal.py::test_zero_filled_page"),
+    ("a WAL record failing one record check (resource manager, forward prev-link, length, "
+     "CRC, continuation), within a page, spanning pages or with its header split",
+     "damaged copies of real segments, the CRC made right where another check is meant",
+     "the scan and the backward search's random access refuse it alike (same reason, same "
+     "LSN)", "integration/test_bad_wal.py::"
+     "test_a_record_failing_a_check_is_refused_alike_by_the_scan_and_random_access"),
     ("control file with a bad CRC, unknown version, wrong size; no data directory",
      "damaged copies of a real pg_control", "ControlFileError naming the file",
      "integration/test_controlfile.py::test_bad_crc_and_unknown_version_are_clear_errors"),
@@ -103,7 +109,8 @@ FAULTS = [
      "unit/plugins/module_utils/test_hostile_source.py::test_no_write_through_a_symlink_planted_in_the_target"),
     ("fuzzed pg_control, history files, WAL segments and records", "hypothesis, 150 "
      "mutations of real bytes each", "only the engine's own errors; each read ends in "
-     "seconds", "integration/test_fuzz.py::test_wal_reader_on_mutated_segments"),
+     "seconds; random access reads what the scan reads and refuses the record it refuses",
+     "integration/test_fuzz.py::test_wal_reader_on_mutated_segments"),
     ("the test password", "every role the tests create uses it", "never in a module "
      "result, warning, error, saved output or server log", "conftest.py::pytest_sessionfinish"),
     # one run at a time; no server under a running rewind; refusals before crash recovery

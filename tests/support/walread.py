@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.controlfile import read_control_file
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import parse_segment_name
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.timeline import history_of
-from ansible_collections.pgops.rewind.plugins.module_utils.wal.reader import WalReader
+from ansible_collections.pgops.rewind.plugins.module_utils.wal.reader import RawRecord, WalReader
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.segments import SegmentDirectory
 
 from .cluster import run_pg
@@ -33,6 +33,18 @@ def reader_for(datadir, timeline=None) -> WalReader:
     seg = control.xlog_seg_size
     return WalReader(SegmentDirectory(os.path.join(datadir, "pg_wal"), seg), control.fmt, seg,
                      history, control.system_identifier)
+
+
+def read_records(reader, start, end=None) -> list:
+    """Every record from `start` (to `end`, or to the end of valid WAL: then the reason is
+    in reader.end_of_wal), as RawRecords: the engine's walk, collected. The engine itself
+    never holds more than one record; tests compare whole lists."""
+    got = []
+
+    def collect(*record):
+        got.append(RawRecord.visited(*record))
+    reader.walk(start, end, collect)
+    return got
 
 
 def first_record(datadir, reader) -> int:

@@ -81,10 +81,6 @@ class ChangedBlocks:
                 found.extend(base + bit for bit in range(8) if byte >> bit & 1)
         return found
 
-    def ranges(self, key: RelFileSegment) -> Iterator:
-        """Runs of consecutive changed blocks as (first block, number of blocks)."""
-        return block_runs(self.blocks(key))
-
     def merge(self, other: "ChangedBlocks") -> None:
         """Add every block of `other` (same segment size)."""
         for key, theirs in other._maps.items():
@@ -114,9 +110,6 @@ class ChangedBlocks:
         merged = before | int.from_bytes(bitmap, "little")
         mine[:] = merged.to_bytes(len(mine), "little")
         self._count += bin(merged).count("1") - bin(before).count("1")
-
-    def memory_bytes(self) -> int:
-        return sum(len(bitmap) for bitmap in self._maps.values())
 
     # --- persistence (the journal of an interrupted rewind) --------------------
     _HEAD = struct.Struct("<IIIII")   # spc, db, rel, segno, bitmap length

@@ -60,10 +60,6 @@ def history_file_name(tli):
     return "%08X.history" % tli
 
 
-def segment_of(lsn, seg_size):
-    return lsn // seg_size
-
-
 def page_header_size(lsn, seg_size):
     """Size of the header of the page holding `lsn` (long at a segment start)."""
     return LONG_PAGE_HEADER if (lsn - lsn % XLOG_BLCKSZ) % seg_size == 0 else SHORT_PAGE_HEADER

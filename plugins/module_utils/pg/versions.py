@@ -129,12 +129,3 @@ def format_for(control_version: int, catversion: int, what: str = "cluster") -> 
             % (what, control_version, catversion,
                ", ".join(str(m) for m in SUPPORTED_MAJORS)),
             code="unsupported_version") from None
-
-
-def format_for_major(major: int) -> MajorFormat:
-    try:
-        return FORMATS[major]
-    except KeyError:
-        raise ControlFileError("PostgreSQL %s is not supported (%s)"
-                               % (major, ", ".join(str(m) for m in SUPPORTED_MAJORS)),
-                               code="unsupported_version") from None

@@ -189,7 +189,7 @@ def counting_reader(fmt, read, found, work: DiscardedWork, known=None):
     change tuples or finish transactions; each record is still decoded once.
 
     Hot path: a heap record (every tuple change) is read by the scan's reader, then only
-    its first relation is looked up (walrecord.first_relation_reader) and counted inline;
+    its first relation is looked up (record.first_relation_reader) and counted inline;
     heap2 records other than multi-inserts (pruning, freezing) count nothing. The rare
     rest is read by a second reader of the one decoder that reports every block, so the
     first one's relation is known even when the scan's reader skips it (in `known`)."""

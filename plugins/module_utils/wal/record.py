@@ -107,10 +107,6 @@ class Record(NamedTuple):
             return RMGR_NAMES[self.rmid]
         return "custom%03d" % self.rmid
 
-    @property
-    def rminfo(self) -> int:
-        return self.info & 0xF0
-
 
 def _bad(lsn, what):
     return WalError("invalid WAL record at %s: %s." % (format_lsn(lsn), what),

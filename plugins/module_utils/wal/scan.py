@@ -84,7 +84,7 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
                  part: bool = False) -> TargetChanges:
     """Every main-fork block the records from `start` up to `end` touched.
 
-    The hot loop of a rewind: block references come from walrecord's fragment
+    The hot loop of a rewind: block references come from wal/record.py's fragment
     reader, the one decoder, straight from the record bytes; the rare records that
     change files beyond their blocks are decoded whole. Blocks seen a moment ago are
     not added again: hot pages are touched by record after record. With `count_from`
@@ -106,8 +106,8 @@ def scan_changes(reader, start: int, end, fmt: MajorFormat, relseg_size: int,
             add(spc, db, rel, blkno)
 
     def whole(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid):
-        _whole_record(RawRecord(lsn, end_lsn, memoryview(buf)[off:off + tot_len], tot_len,
-                                xid, prev, info, rmid), fmt, add, events, work)
+        _whole_record(RawRecord.visited(lsn, end_lsn, buf, off, tot_len, xid, prev, info, rmid),
+                      fmt, add, events, work)
 
     read = fragment_reader(fmt, found, known=recent)
     routes = None
