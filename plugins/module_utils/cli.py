@@ -24,7 +24,7 @@ import sys
 from .errors import RewindError
 from .plan.assessment import inspect_and_assess
 from .source.libpq import secrets_of
-from .module_support import REPORTED_DETAILS
+from .module_support import REPORTED_DETAILS, argument_defaults, rejoin_argument_spec
 from .options import RewindOptions
 from .rewind import run
 from .source.factory import open_source
@@ -86,13 +86,15 @@ def parameters(argv) -> tuple:
 
 
 def execute(command: str, params: dict) -> dict:
-    """The same engine calls the modules make."""
+    """The same engine calls the modules make, with the modules' defaults."""
     if command == "info":
+        params = dict(argument_defaults(rejoin_argument_spec()),
+                      **{k: v for k, v in params.items() if v is not None})
         source = open_source(params.get("source_server"), params.get("source_pgdata"),
-                             **{k: params[k] for k in ("connect_timeout", "source_timeout")
-                                if params.get(k) is not None})
+                             connect_timeout=params["connect_timeout"],
+                             source_timeout=params["source_timeout"])
         try:
-            options = {k: params[k] for k in _ASSESS_PARAMS if params.get(k)}
+            options = {k: params.get(k) for k in _ASSESS_PARAMS}
             options["replication"] = bool(params.get("check_replication"))
             return dict(inspect_and_assess(params["target_pgdata"], source,
                                            params.get("target_server"), **options),

@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: pgops.rewind developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The options of a run, as the engine sees them (the modules' parameters map here)."""
+"""The options of a run, as the engine sees them (the modules' parameters map here).
+
+A default the modules share is not written here but named: it is defined once where the
+engine uses it (source/connection.py, plan/assessment.py), and the modules' argument spec
+(module_support.py), the CLI and the doc fragments state the same value (a unit test
+compares them)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .pg.datadir import DEFAULT_KEEP_FILES
+from .plan.assessment import DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK
+from .source.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOURCE_TIMEOUT
 
 
 @dataclass
@@ -28,10 +35,10 @@ class RewindOptions:
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
     timeout: int = 0                       # seconds for the whole run; 0: unbounded
-    connect_timeout: int = 30              # when source_server names none
-    source_timeout: int = 300              # per request to the source; 0: unbounded
-    fallback: str = "fail"                 # or "clone": rebuild when a rewind cannot work
-    clone_when: str = "impossible"         # or "cheaper"
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT   # when source_server names none
+    source_timeout: int = DEFAULT_SOURCE_TIMEOUT     # per request to the source; 0: unbounded
+    fallback: str = DEFAULT_FALLBACK       # or "clone": rebuild when a rewind cannot work
+    clone_when: str = DEFAULT_CLONE_WHEN   # or "cheaper", "always"
     clone_discard_old: bool = False
     discarded_file: Optional[str] = None   # the discarded-work report, also as JSON here
     reserve_wal: bool = True               # a physical slot on the source (standby/walreserve.py)

@@ -18,11 +18,11 @@ description:
     that reserved WAL for the rewind once it is no longer needed.
   - A role without the REPLICATION attribute (nor superuser) is refused, also in check mode
     (error code C(source_no_replication)).
+  - O(source_server) was called C(server) before version 0.2.0, which is still accepted.
 options:
-  server:
-    description: libpq connection string of the new primary (a role with REPLICATION or superuser).
-    type: str
+  source_server:
     required: true
+    aliases: [server]
   name:
     description: Slot name (lower-case letters, digits, underscores).
     type: str
@@ -47,12 +47,14 @@ requirements:
   - psycopg2 on the managed node
 author:
   - pgops.rewind developers (@pgops)
+extends_documentation_fragment:
+  - pgops.rewind.connection
 """
 
 EXAMPLES = r"""
 - name: A slot for the rejoining node
   pgops.rewind.pg_physical_slot:
-    server: "host=db2.example.com user=replicator dbname=postgres"
+    source_server: "host=db2.example.com user=replicator dbname=postgres"
     name: db1
 """
 
@@ -70,23 +72,23 @@ active:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    protect_secrets, run_engine)
+    check_connection, connection_argument_spec, run_engine, source_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.standby.slots import ensure_physical_slot
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            server=dict(type="str", required=True, no_log=True),
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-        ),
-        supports_check_mode=True,
+    argument_spec = connection_argument_spec()
+    argument_spec["source_server"].update(required=True, aliases=["server"])
+    argument_spec.update(
+        name=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    protect_secrets(module, params["server"])
+    check_connection(module)
     result = run_engine(module, lambda: ensure_physical_slot(
-        params["server"], params["name"], params["state"] == "present", module.check_mode))
+        source_conninfo(params), params["name"], params["state"] == "present", module.check_mode,
+        connect_timeout=params["connect_timeout"], statement_timeout=params["source_timeout"]))
     module.exit_json(**result)
 
 

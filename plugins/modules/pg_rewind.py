@@ -34,24 +34,6 @@ options:
     description: Data directory to rewind. Its server must be stopped.
     type: path
     required: true
-  source_server:
-    description:
-      - libpq connection string (or URI) of the running source server, normally the new primary.
-      - An ordinary, non-replication connection. A non-superuser role works when granted EXECUTE on
-        C(pg_ls_dir(text, boolean, boolean)), C(pg_stat_file(text, boolean)),
-        C(pg_read_binary_file(text)) and C(pg_read_binary_file(text, bigint, bigint, boolean)),
-        and has the REPLICATION attribute for O(reserve_wal).
-      - A hot standby of the new primary may be the source too.
-      - Exactly one of O(source_server) and O(source_pgdata) is required.
-      - For TLS give C(sslmode=verify-full) (or C(verify-ca)) and C(sslrootcert), and for a client
-        certificate C(sslcert) and C(sslkey), as absolute paths on the target host (the standby
-        configuration derived from it streams with the same settings). A certificate that does
-        not verify is refused before anything is changed. C(sslrootcert) with a weaker C(sslmode)
-        is refused, as libpq would then fall back to an unverified connection.
-    type: str
-  source_pgdata:
-    description: Data directory of a cleanly shut down source cluster on the same host.
-    type: path
   write_recovery_conf:
     description:
       - Configure the target as a standby of the source once rewound (also when no rewind is needed).
@@ -71,7 +53,8 @@ options:
   primary_conninfo:
     description:
       - C(primary_conninfo) to write with O(write_recovery_conf).
-      - Default is derived from O(source_server) (without its database, kept from 17 on).
+      - Default is derived from O(source_server) (without its database, kept from 17 on), so the
+        standby streams with the same TLS settings.
     type: str
   keep_files:
     description:
@@ -100,16 +83,9 @@ options:
     description: Server configuration file of the target when it lives outside the data directory
       (Debian's C(/etc/postgresql/...)), for the C(postgres) runs.
     type: path
-  restore_command:
-    description:
-      - Shell command that fetches a WAL segment the target no longer has (C(%f) file name, C(%p)
-        destination path), as in C(restore_command).
-      - Used only for segments missing from the target's C(pg_wal).
-      - It may hold archive credentials, so it is treated as a secret (C(no_log)) and never
-        appears in results.
-    type: str
   restore_target_wal:
-    description: Use the target's own configured C(restore_command) for missing WAL segments.
+    description: Use the target's own configured C(restore_command) for missing WAL segments
+      (instead of O(restore_command)).
     type: bool
     default: false
   parallel:
@@ -178,45 +154,6 @@ options:
     type: int
     default: 0
     version_added: 0.2.0
-  connect_timeout:
-    description:
-      - Seconds to wait for a connection to O(source_server), when it does not set
-        C(connect_timeout) itself.
-    type: int
-    default: 30
-    version_added: 0.2.0
-  source_timeout:
-    description:
-      - Seconds one request to O(source_server) may take; C(0) means no limit.
-      - Set as C(statement_timeout) in the source session, and enforced on the target host too
-        (a few seconds later), so a source that stops answering (a hung server, a network that
-        drops packets) fails the run with C(error_code=source_timeout) instead of hanging it.
-      - Each request reads at most 8 MB or a thousand ranges, so the default leaves ample room.
-    type: int
-    default: 300
-    version_added: 0.2.0
-  fallback:
-    description:
-      - What to do when a rewind is impossible (no common history, the target's WAL since the last
-        common checkpoint gone and not restorable, neither data checksums nor C(wal_log_hints)).
-      - V(fail) refuses, changing nothing. V(clone) rebuilds the target from O(source_server) as a
-        base backup does (over the same connection, with the functions C(pg_backup_start) and
-        C(pg_backup_stop)), tablespaces included, crash-safe and resumable like a rewind. The old
-        data directory is kept, renamed to C(<target_pgdata>.pgops-old-<timestamp>) (tablespace
-        contents likewise), unless O(clone_discard_old).
-    type: str
-    choices: [fail, clone]
-    default: fail
-    version_added: 0.2.0
-  clone_when:
-    description:
-      - With O(fallback=clone), V(impossible) clones only when a rewind cannot work; V(cheaper) also
-        when copying everything moves fewer bytes than the rewind (bytes fetched plus WAL read);
-        V(always) rebuilds whenever the histories diverged.
-    type: str
-    choices: [impossible, cheaper, always]
-    default: impossible
-    version_added: 0.2.0
   clone_discard_old:
     description:
       - When there is no room for the clone beside the old data directory, delete the old one
@@ -272,6 +209,9 @@ seealso:
     link: https://www.postgresql.org/docs/current/app-pgrewind.html
 author:
   - pgops.rewind developers (@pgops)
+extends_documentation_fragment:
+  - pgops.rewind.connection
+  - pgops.rewind.rejoin
 """
 
 EXAMPLES = r"""
@@ -545,55 +485,49 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import DEFAULT_KEEP_FILES
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    protect_secrets, run_engine)
+    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, protect_secrets, refuse_negative,
+    rejoin_argument_spec, run_engine, source_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
 from ansible_collections.pgops.rewind.plugins.module_utils.rewind import run
 
 
 def main():
+    argument_spec = rejoin_argument_spec()
+    argument_spec.update(
+        target_pgdata=dict(type="path", required=True),
+        write_recovery_conf=dict(type="bool", default=False),
+        primary_conninfo=dict(type="str", no_log=True),
+        keep_files=dict(type="list", elements="str", default=list(DEFAULT_KEEP_FILES)),
+        ensure_shutdown=dict(type="bool", default=True),
+        bindir=dict(type="path"),
+        config_file=dict(type="path"),
+        restore_target_wal=dict(type="bool", default=False),
+        parallel=dict(type="int", default=0),
+        sync=dict(type="bool", default=True),
+        progress_file=dict(type="str"),
+        timeout=dict(type="int", default=0),
+        clone_discard_old=dict(type="bool", default=False),
+        discarded_file=dict(type="path"),
+        use_wal_summaries=dict(type="str", default="auto", choices=["auto", "never"]),
+        reserve_wal=dict(type="bool", default=True),
+        slot_name=dict(type="str"),
+        keep_slot=dict(type="bool"),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            target_pgdata=dict(type="path", required=True),
-            source_server=dict(type="str", no_log=True),
-            source_pgdata=dict(type="path"),
-            write_recovery_conf=dict(type="bool", default=False),
-            primary_conninfo=dict(type="str", no_log=True),
-            keep_files=dict(type="list", elements="str", default=list(DEFAULT_KEEP_FILES)),
-            ensure_shutdown=dict(type="bool", default=True),
-            bindir=dict(type="path"),
-            config_file=dict(type="path"),
-            restore_command=dict(type="str", no_log=True),
-            restore_target_wal=dict(type="bool", default=False),
-            parallel=dict(type="int", default=0),
-            sync=dict(type="bool", default=True),
-            progress_file=dict(type="str"),
-            timeout=dict(type="int", default=0),
-            connect_timeout=dict(type="int", default=30),
-            source_timeout=dict(type="int", default=300),
-            fallback=dict(type="str", choices=["fail", "clone"], default="fail"),
-            clone_when=dict(type="str", choices=["impossible", "cheaper", "always"],
-                            default="impossible"),
-            clone_discard_old=dict(type="bool", default=False),
-            discarded_file=dict(type="path"),
-            use_wal_summaries=dict(type="str", default="auto", choices=["auto", "never"]),
-            reserve_wal=dict(type="bool", default=True),
-            slot_name=dict(type="str"),
-            keep_slot=dict(type="bool"),
-        ),
+        argument_spec=argument_spec,
         required_one_of=[("source_server", "source_pgdata")],
-        mutually_exclusive=[("source_server", "source_pgdata"),
-                            ("restore_command", "restore_target_wal")],
+        mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE + [("restore_command", "restore_target_wal")],
         supports_check_mode=True,
     )
     params = module.params
-    protect_secrets(module, params["source_server"], params["primary_conninfo"])
+    check_connection(module)
+    protect_secrets(module, params["primary_conninfo"])
     if params["parallel"] < 0:
         module.fail_json(msg="parallel must not be negative (0: two connections per CPU, "
                              "4 to 8).", error_code="bad_parameters")
-    for name in ("timeout", "connect_timeout", "source_timeout"):
-        if params[name] < 0:
-            module.fail_json(msg="%s must not be negative." % name, error_code="bad_parameters")
-    options = RewindOptions(check_mode=module.check_mode, **params)
+    refuse_negative(module, "timeout")
+    options = RewindOptions(check_mode=module.check_mode,
+                            **dict(params, source_server=source_conninfo(params)))
     result = run_engine(module, lambda: run(options))
     if module._diff and "files" in result:
         result["diff"] = {"prepared": _plan_text(result)}

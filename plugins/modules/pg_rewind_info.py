@@ -31,67 +31,17 @@ options:
       - The server on it may be running; the answer is most useful when it is stopped.
     type: path
     required: true
-  source_server:
-    description:
-      - libpq connection string (or URI) of the source server, normally the new primary.
-      - An ordinary, non-replication connection; see the collection docs for the privileges a
-        non-superuser role needs.
-      - TLS settings (C(sslmode=verify-full), C(sslrootcert), C(sslcert), C(sslkey)) work as with
-        M(pgops.rewind.pg_rewind); a certificate that does not verify fails with
-        C(error_code=source_tls_failed).
-      - Mutually exclusive with O(source_pgdata).
-    type: str
-  source_pgdata:
-    description:
-      - Data directory of a cleanly shut down source cluster on the same host.
-      - Mutually exclusive with O(source_server).
-    type: path
   target_server:
     description:
       - libpq connection string of the target's own server, when it may be running.
       - Adds RV(server) to the result (is it running, a standby, streaming, how far behind).
     type: str
-  connect_timeout:
-    description: Seconds to wait for a connection to O(source_server), when it does not set
-      C(connect_timeout) itself.
-    type: int
-    default: 30
-    version_added: 0.2.0
-  source_timeout:
-    description:
-      - Seconds one request to O(source_server) may take (C(0) no limit); a source that stops
-        answering fails the module with C(error_code=source_timeout) instead of hanging it.
-    type: int
-    default: 300
-    version_added: 0.2.0
-  restore_command:
-    description:
-      - Shell command that fetches a WAL segment the target no longer has (C(%f), C(%p)), as the
-        rewind would use it; the WAL check then counts restorable segments as present.
-      - May hold archive credentials; it is never returned or logged.
-    type: str
-    version_added: 0.2.0
-  fallback:
-    description:
-      - What the rejoin does when the plan says V(clone) (see M(pgops.rewind.pg_rewind)).
-      - With V(fail), the preflight check C(rewind_possible) fails when a rewind is impossible.
-    type: str
-    choices: [fail, clone]
-    default: fail
-    version_added: 0.2.0
-  clone_when:
-    description:
-      - V(impossible) plans a clone only when a rewind cannot work; V(cheaper) also when the clone's
-        estimate (bytes copied) is below the rewind's (bytes fetched plus WAL read); V(always)
-        whenever a rewind is needed.
-    type: str
-    choices: [impossible, cheaper, always]
-    default: impossible
-    version_added: 0.2.0
   check_replication:
     description: Also check that the source role may create a replication slot (C(REPLICATION)).
     type: bool
     default: false
+    version_added: 0.2.0
+  restore_command:
     version_added: 0.2.0
 attributes:
   check_mode:
@@ -116,6 +66,9 @@ seealso:
   - module: pgops.rewind.pg_rewind
 author:
   - pgops.rewind developers (@pgops)
+extends_documentation_fragment:
+  - pgops.rewind.connection
+  - pgops.rewind.rejoin
 """
 
 EXAMPLES = r"""
@@ -358,34 +311,28 @@ hint:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    protect_secrets, run_engine)
-from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import (
-    CLONE_WHEN, FALLBACKS, inspect_and_assess)
+    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, protect_secrets, rejoin_argument_spec, run_engine,
+    source_conninfo)
+from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import inspect_and_assess
 from ansible_collections.pgops.rewind.plugins.module_utils.source.factory import open_source
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            target_pgdata=dict(type="path", required=True),
-            source_server=dict(type="str", no_log=True),
-            source_pgdata=dict(type="path"),
-            target_server=dict(type="str", no_log=True),
-            connect_timeout=dict(type="int", default=30),
-            source_timeout=dict(type="int", default=300),
-            restore_command=dict(type="str", no_log=True),
-            fallback=dict(type="str", choices=list(FALLBACKS), default="fail"),
-            clone_when=dict(type="str", choices=list(CLONE_WHEN), default="impossible"),
-            check_replication=dict(type="bool", default=False),
-        ),
-        mutually_exclusive=[("source_server", "source_pgdata")],
-        supports_check_mode=True,
+    argument_spec = rejoin_argument_spec()
+    argument_spec.update(
+        target_pgdata=dict(type="path", required=True),
+        target_server=dict(type="str", no_log=True),
+        check_replication=dict(type="bool", default=False),
     )
+    module = AnsibleModule(argument_spec=argument_spec,
+                           mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE,
+                           supports_check_mode=True)
     params = module.params
-    protect_secrets(module, params["source_server"], params["target_server"])
+    check_connection(module)
+    protect_secrets(module, params["target_server"])
 
     def work():
-        source = open_source(params["source_server"], params["source_pgdata"],
+        source = open_source(source_conninfo(params), params["source_pgdata"],
                              connect_timeout=params["connect_timeout"],
                              source_timeout=params["source_timeout"])
         try:

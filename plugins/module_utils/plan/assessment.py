@@ -30,8 +30,11 @@ from ..pg.datadir import list_datadir
 from ..wal.summary import changes_source
 
 PATH_NONE, PATH_REWIND, PATH_CLONE = "none", "rewind", "clone"
+# The choices of the options fallback and clone_when, and their defaults (the modules'
+# argument spec, RewindOptions and the CLI take them from here).
 FALLBACKS = ("fail", "clone")
 CLONE_WHEN = ("impossible", "cheaper", "always")
+DEFAULT_FALLBACK, DEFAULT_CLONE_WHEN = "fail", "impossible"
 
 # Of those, the ones that mean the target's WAL is not usable.
 _WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint")
@@ -140,7 +143,7 @@ def space_needed(writes: dict, free: dict) -> list:
 
 
 def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
-           fallback: str = "fail", clone_when: str = "impossible",
+           fallback: str = DEFAULT_FALLBACK, clone_when: str = DEFAULT_CLONE_WHEN,
            replication: bool = False) -> dict:
     """{plan, preflight} for rejoining `target_pgdata` to `source` (an open Source).
     Conditions that make one path impossible are findings here, not errors."""

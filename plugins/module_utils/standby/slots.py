@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import RefusedError, SourceError
+from ..source.connection import (DEFAULT_CONNECT_TIMEOUT, added_settings, check_tls_settings,
+                                 connect_failure_code)
 from ..source.libpq import HAS_PSYCOPG2, psycopg2, secrets_of
 
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
@@ -43,20 +45,29 @@ def check_slot_name(name: str) -> None:
                            "and underscores, at most 63)." % name, code="bad_parameters")
 
 
-def connect(conninfo: str, connect_timeout: int = 30, statement_timeout: int = 0):
-    """An autocommit session on the server the slot lives on (errors without secrets);
-    statement_timeout in seconds (0: the server's)."""
+def connect(conninfo: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: int = 0, time_left: Optional[float] = None):
+    """An autocommit session on the server the slot lives on, connected as the source is
+    (source/connection.py: a connect_timeout the connection string names wins, capped at
+    time_left; keepalives; weak TLS settings refused; the failure's error code);
+    statement_timeout in seconds (0: the server's). Errors carry no secret."""
     if not HAS_PSYCOPG2:
         raise SourceError("psycopg2 is needed to manage replication slots.",
                           code="missing_psycopg2")
-    extra = {"options": "-c statement_timeout=%ds" % statement_timeout} \
-        if statement_timeout else {}
     try:
-        conn = psycopg2.connect(conninfo, connect_timeout=connect_timeout,
-                                fallback_application_name="pgops_rewind", **extra)
+        given = psycopg2.extensions.parse_dsn(conninfo)
+    except psycopg2.Error:
+        given = {}              # connecting says what is wrong with it
+    check_tls_settings(given)
+    params = added_settings(given, connect_timeout, time_left)
+    if statement_timeout:
+        params["options"] = "-c statement_timeout=%ds" % statement_timeout
+    try:
+        conn = psycopg2.connect(conninfo, **params)
     except psycopg2.Error as exc:
-        raise SourceError("cannot connect to the new primary: %s" % scrub(exc, conninfo),
-                          code="source_unreachable") from None
+        text = scrub(exc, conninfo)
+        raise SourceError("cannot connect to the new primary: %s" % text,
+                          code=connect_failure_code(text)) from None
     conn.autocommit = True
     return conn
 
@@ -106,10 +117,11 @@ def drop_slot(cur, name: str) -> None:
 
 
 def ensure_physical_slot(conninfo: str, name: str, present: bool = True,
-                         check_mode: bool = False) -> dict:
+                         check_mode: bool = False, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+                         statement_timeout: int = 0) -> dict:
     """Create (or drop) the physical slot `name`; changed only when it did."""
     check_slot_name(name)
-    conn = connect(conninfo)
+    conn = connect(conninfo, connect_timeout, statement_timeout)
     try:
         with conn.cursor() as cur:
             require_slot_privilege(cur)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Optional
 
 from ..errors import RefusedError, RewindError, SourceError
+from ..source.connection import DEFAULT_CONNECT_TIMEOUT
 from ..source.libpq import psycopg2
 from .slots import (check_slot_name, connect, create_physical_slot, drop_slot,
                     require_slot_privilege, scrub, slot_state)
@@ -46,10 +47,10 @@ class WalReservation:
     QUICK_SECONDS = 5
 
     def __init__(self, conninfo: str, name: str, keep: bool, owned: bool = False,
-                 connect_timeout: int = 30):
+                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT):
         check_slot_name(name)
         self.conninfo = conninfo
-        self.connect_timeout = connect_timeout or 30
+        self.connect_timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
         self.name = name
         self.keep = keep
         self.owned = owned        # created by this rewind (this run or one it resumes)
@@ -59,8 +60,8 @@ class WalReservation:
 
     def _session(self, what, work, quick: bool = False):
         if quick:
-            conn = connect(self.conninfo, min(self.connect_timeout, self.QUICK_SECONDS),
-                           self.QUICK_SECONDS)
+            conn = connect(self.conninfo, self.connect_timeout, self.QUICK_SECONDS,
+                           time_left=self.QUICK_SECONDS)
         else:
             conn = connect(self.conninfo, self.connect_timeout)
         try:
