@@ -36,7 +36,7 @@ def test_relative_links_and_anchors_resolve():
         for target in LINK.findall(source.read_text()):
             if re.match(r"[a-z]+:", target):
                 continue                                # http(s), mailto
-            path, _, anchor = target.partition("#")
+            path, anchor = (target.split("#", 1) + [""])[:2]
             dest = (source.parent / path).resolve() if path else source
             if not dest.exists():
                 broken.append("%s: %s (no such file)" % (name, target))
@@ -67,8 +67,8 @@ def test_awx_survey_asks_for_role_variables_with_their_types():
         spec = specs[name]
         assert question["type"] in SURVEY_TYPES, question
         assert spec.get("type", "str") in SURVEY_TYPES[question["type"]], (name, spec)
-        assert question["required"] or "default" in question, \
-            "%s: optional without a default sends an empty answer over the inventory" % name
+        assert question["required"] and "default" in question, \
+            "%s: a blank optional answer would override the inventory" % name
         if question["type"] == "multiplechoice":
             choices = question["choices"].split("\n")
             assert set(choices) <= set(spec["choices"]), (name, choices)

@@ -242,8 +242,8 @@ def _follow(blocks: dict, shell: Shell, old: DebianCluster, new: DebianCluster,
     work.mkdir()
     (work / "rewind-roles.sql").write_text(blocks["roles-sql"])
     shell.ok(_on_host(blocks["roles-sql-run"], new.port), cwd=work)
-    hba = blocks["hba"].replace("10.0.0.11/32", "127.0.0.1/32").replace("10.0.0.12/32",
-                                                                      "127.0.0.1/32")
+    hba = blocks["hba"].replace("10.0.0.11/32", "127.0.0.1/32")
+    hba = hba.replace("10.0.0.12/32", "127.0.0.1/32")
     for node in (old, new):
         with open(node.confdir / "pg_hba.conf", "a") as conf:
             conf.write(hba)
