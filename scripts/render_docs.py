@@ -22,6 +22,9 @@ def troubleshooting() -> str:
              "`msg` and `hint`). Refusals happen before the target is changed; errors after "
              "a rewind began leave the target unstartable and are completed by running the "
              "same task again.", "",
+             "No error code, only a symptom (a play that hangs, a node that does not "
+             "stream, a slot that holds WAL)? See "
+             "[troubleshooting by symptom](troubleshooting-by-symptom.md).", "",
              "Generated from `plugins/module_utils/errors.py` (`scripts/render_docs.py`).", "",
              "| error_code | What it means | What to do |", "| --- | --- | --- |"]
     for code in sorted(CATALOG):
