@@ -470,6 +470,19 @@ discarded:
     - C(databases) has C(created) and C(dropped) (names where the source knows them, else oids).
   returned: when a rewind is (or would be) done
   type: dict
+source_connection:
+  description:
+    - Host, port, role and database of the connection to the source, as built from
+      O(source_server) and the options beside it (null where libpq's defaults apply). Never
+      the password.
+  returned: when the source is a server
+  type: dict
+  version_added: 0.2.0
+  contains:
+    host: {description: "Host (or socket directory).", type: str, sample: db2.example.com}
+    port: {description: "Port.", type: int, sample: 5432}
+    user: {description: "Role.", type: str, sample: rewind}
+    dbname: {description: "Database.", type: str, sample: postgres}
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
@@ -485,8 +498,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import DEFAULT_KEEP_FILES
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, protect_secrets, refuse_negative,
-    rejoin_argument_spec, run_engine, source_conninfo)
+    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, connection_shown, engine_params,
+    protect_secrets, refuse_negative, rejoin_argument_spec, require_source, run_engine,
+    source_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
 from ansible_collections.pgops.rewind.plugins.module_utils.rewind import run
 
@@ -515,20 +529,22 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE + [("restore_command", "restore_target_wal")],
         supports_check_mode=True,
     )
     params = module.params
     check_connection(module)
+    require_source(module, pgdata_allowed=True)
     protect_secrets(module, params["primary_conninfo"])
     if params["parallel"] < 0:
         module.fail_json(msg="parallel must not be negative (0: two connections per CPU, "
                              "4 to 8).", error_code="bad_parameters")
     refuse_negative(module, "timeout")
     options = RewindOptions(check_mode=module.check_mode,
-                            **dict(params, source_server=source_conninfo(params)))
+                            **dict(engine_params(params), source_server=source_conninfo(params)))
     result = run_engine(module, lambda: run(options))
+    if options.source_server:
+        result["source_connection"] = connection_shown(options.source_server)
     if module._diff and "files" in result:
         result["diff"] = {"prepared": _plan_text(result)}
     module.exit_json(**result)

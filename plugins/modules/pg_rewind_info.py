@@ -35,6 +35,10 @@ options:
     description:
       - libpq connection string of the target's own server, when it may be running.
       - Adds RV(server) to the result (is it running, a standby, streaming, how far behind).
+      - Or give its parts with the options named as the source's, prefixed C(target_)
+        (O(target_login_host), O(target_port), O(target_login_password), ...); they
+        override the same keys of this string, as the source's options do for
+        O(source_server).
     type: str
   check_replication:
     description: Also check that the source role may create a replication slot (C(REPLICATION)).
@@ -68,6 +72,7 @@ author:
   - pgops.rewind developers (@pgops)
 extends_documentation_fragment:
   - pgops.rewind.connection
+  - pgops.rewind.connection.target
   - pgops.rewind.rejoin
 """
 
@@ -297,6 +302,32 @@ discarded:
       relation, files and databases created or dropped), as M(pgops.rewind.pg_rewind) returns it.
   returned: when a source is given and a rewind is needed
   type: dict
+source_connection:
+  description:
+    - Host, port, role and database of the connection to the source, as built from
+      O(source_server) and the options beside it (null where libpq's defaults apply). Never
+      the password.
+  returned: when the source is a server
+  type: dict
+  version_added: 0.2.0
+  contains:
+    host: {description: "Host (or socket directory).", type: str, sample: db2.example.com}
+    port: {description: "Port.", type: int, sample: 5432}
+    user: {description: "Role.", type: str, sample: rewind}
+    dbname: {description: "Database.", type: str, sample: postgres}
+target_connection:
+  description:
+    - Host, port, role and database of the connection to the target's own server, as built
+      from O(target_server) and the C(target_) options (null where libpq's defaults apply). Never
+      the password.
+  returned: when O(target_server) or the C(target_) options are given
+  type: dict
+  version_added: 0.2.0
+  contains:
+    host: {description: "Host (or socket directory).", type: str, sample: db1.example.com}
+    port: {description: "Port.", type: int, sample: 5432}
+    user: {description: "Role.", type: str, sample: rewind}
+    dbname: {description: "Database.", type: str, sample: postgres}
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
@@ -311,8 +342,9 @@ hint:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, protect_secrets, rejoin_argument_spec, run_engine,
-    source_conninfo)
+    SOURCE_MUTUALLY_EXCLUSIVE, TARGET_PREFIX, check_connection, connection_shown,
+    login_argument_spec, rejoin_argument_spec, require_source, run_engine, source_conninfo,
+    target_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import inspect_and_assess
 from ansible_collections.pgops.rewind.plugins.module_utils.source.factory import open_source
 
@@ -324,12 +356,15 @@ def main():
         target_server=dict(type="str", no_log=True),
         check_replication=dict(type="bool", default=False),
     )
+    argument_spec.update(login_argument_spec(TARGET_PREFIX))
     module = AnsibleModule(argument_spec=argument_spec,
                            mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
     params = module.params
-    check_connection(module)
-    protect_secrets(module, params["target_server"])
+    check_connection(module, target_conninfo)
+    if source_conninfo(params) or params["source_pgdata"]:
+        require_source(module, pgdata_allowed=True)
+    target_server = target_conninfo(params)
 
     def work():
         source = open_source(source_conninfo(params), params["source_pgdata"],
@@ -337,7 +372,7 @@ def main():
                              source_timeout=params["source_timeout"])
         try:
             return inspect_and_assess(
-                params["target_pgdata"], source, params["target_server"],
+                params["target_pgdata"], source, target_server,
                 restore_command=params["restore_command"], fallback=params["fallback"],
                 clone_when=params["clone_when"], replication=params["check_replication"])
         finally:
@@ -345,6 +380,10 @@ def main():
                 source.close()
 
     result = run_engine(module, work)
+    if source_conninfo(params):
+        result["source_connection"] = connection_shown(source_conninfo(params))
+    if target_server:
+        result["target_connection"] = connection_shown(target_server)
     module.exit_json(changed=False, **result)
 
 
