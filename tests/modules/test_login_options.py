@@ -19,7 +19,9 @@ SLOT = "pgops_login_options"
 
 
 def _password_only_source(node):
-    node.sql("CREATE ROLE rewind LOGIN REPLICATION PASSWORD %s", (HOSTILE_PASSWORD,))
+    # (11 stores md5 by default: scram needs the password stored as scram)
+    node.sql("SET password_encryption = 'scram-sha-256';"
+             "CREATE ROLE rewind LOGIN REPLICATION PASSWORD %s", (HOSTILE_PASSWORD,))
     node.sql("GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind;"
              "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO rewind;"
              "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO rewind;"
