@@ -95,6 +95,23 @@ options:
       - The WAL scan uses up to as many processes as the host has CPUs (at most 4).
     type: int
     default: 0
+  max_rate:
+    description:
+      - Most bytes per second a rewind or a clone reads from a O(source_server), over all its
+        connections together (O(parallel)), as C(pg_basebackup --max-rate) caps a base backup.
+        C(0) sets no limit.
+      - A number of bytes, or with the suffix C(k) (kilobytes) or C(M) (megabytes), 1024-based as
+        for C(pg_basebackup); from C(32k) to C(1024M).
+      - Counts the file ranges fetched and the files the source reads to checksum them (see
+        RV(files_identical)), each charged before it is asked for, so the source is never asked for
+        more than the rate; a run then lasts at least RV(bytes_fetched) / O(max_rate) seconds.
+        The WAL scan (local) and the few small queries that plan the run are not counted.
+      - With O(timeout), a run held back past its time fails with C(error_code=timeout) as any
+        other.
+      - Not for a O(source_pgdata), which is read on this host.
+    type: raw
+    default: 0
+    version_added: 0.2.0
   sync:
     description: fsync what was written before declaring the rewind done. Turn off only for tests.
     type: bool
@@ -240,6 +257,19 @@ EXAMPLES = r"""
     target_pgdata: /var/lib/pgsql/15/data
     source_server: "{{ new_primary_conninfo }}"
     restore_command: "pgbackrest --stanza=main archive-get %f %p"
+  become: true
+  become_user: postgres
+
+- name: Rewind without reading more than 20 MB/s from the busy new primary
+  pgops.rewind.pg_rewind:
+    target_pgdata: /var/lib/postgresql/16/main
+    login_host: db2.example.com
+    login_user: rewind
+    login_password: "{{ vault_rewind_password }}"
+    login_db: postgres
+    max_rate: 20M
+    parallel: 4
+    write_recovery_conf: true
   become: true
   become_user: postgres
 
@@ -400,6 +430,14 @@ files_identical:
   description: Whole files the target already had byte for byte (checksummed), so not copied.
   returned: when a rewind is (or would be) done
   type: int
+rate_limit:
+  description: What O(max_rate) did.
+  returned: when O(max_rate) is set and the source is a server
+  type: dict
+  version_added: 0.2.0
+  contains:
+    bytes_per_second: {description: "The limit, in bytes per second.", type: int, sample: 1048576}
+    waited_s: {description: "Seconds requests waited for the limit, summed over connections.", type: float, sample: 12.5}
 fetch_connections:
   description:
     - Connections the copy fetched over (see O(parallel)); 1 for a O(source_pgdata).
@@ -517,6 +555,7 @@ def main():
         config_file=dict(type="path"),
         restore_target_wal=dict(type="bool", default=False),
         parallel=dict(type="int", default=0),
+        max_rate=dict(type="raw", default=0),
         sync=dict(type="bool", default=True),
         progress_file=dict(type="str"),
         timeout=dict(type="int", default=0),
