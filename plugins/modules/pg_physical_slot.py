@@ -32,6 +32,7 @@ description:
 options:
   source_server:
     aliases: [server]
+    version_added: 0.2.0
   name:
     description: Slot name (lower-case letters, digits, underscores).
     type: str
@@ -116,6 +117,7 @@ source_connection:
   returned: success
   type: dict
   version_added: 0.2.0
+  sample: {host: db2.example.com, port: 5432, user: rewind, dbname: postgres}
   contains:
     host: {description: "Host (or socket directory).", type: str, sample: db2.example.com}
     port: {description: "Port.", type: int, sample: 5432}
