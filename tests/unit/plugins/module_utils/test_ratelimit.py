@@ -34,7 +34,7 @@ def test_no_limit_never_waits():
 def test_threads_share_one_rate():
     limit = RateLimit(1 << 20)           # 1 MB/s
     started = time.monotonic()
-    threads = [threading.Thread(target=limit.take, args=(256 << 10,)) for _ in range(4)]
+    threads = [threading.Thread(target=limit.take, args=(256 << 10,)) for _unused in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
