@@ -66,6 +66,14 @@ class RateLimit:
             self.waited += wait
         self._sleep(wait, doing)
 
+    def refund(self, nbytes: int) -> None:
+        """Give back what was charged and not sent (a request for a whole small file asks
+        for more than the file holds), so the rate is met, not undercut."""
+        if not self.rate or nbytes <= 0 or self._next is None:
+            return
+        with self._lock:
+            self._next = max(time.monotonic(), self._next - nbytes / self.rate)
+
     def _sleep(self, seconds: float, doing: str) -> None:
         left: Optional[float] = self.time_limit.remaining() if self.time_limit else None
         if left is not None and left < seconds:

@@ -409,7 +409,8 @@ class LibpqSource(Source):
         """One query for the whole batch, its result streamed in COPY's binary format
         (bytea without hex encoding: half the bytes on the wire, no decoding)."""
         rows = BinaryRows()
-        self.rate_limit.take(sum(r[2] for r in batch), "read files from the source")
+        charged = sum(r[2] for r in batch)
+        self.rate_limit.take(charged, "read files from the source")
 
         def work():
             with conn.cursor() as cur:
@@ -419,6 +420,7 @@ class LibpqSource(Source):
                 cur.copy_expert(query, rows)
         self._call(conn, "read files from the source", work)
         rows = rows.rows
+        self.rate_limit.refund(charged - sum(len(row[2]) for row in rows if row[2] is not None))
         if len(rows) != len(batch):
             raise SourceError("the source returned %d chunks for %d requests."
                               % (len(rows), len(batch)), code="source_protocol")

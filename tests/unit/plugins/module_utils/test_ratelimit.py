@@ -50,3 +50,12 @@ def test_the_time_limit_ends_a_wait():
     with pytest.raises(RewindError) as expired:
         limit.take(10 << 20)
     assert expired.value.code == "timeout" and "max_rate" in str(expired.value)
+
+
+def test_what_was_not_sent_is_given_back():
+    limit = RateLimit(1 << 20)
+    limit.take(128 << 10)                   # 0.125 s
+    limit.refund(1 << 30)                   # far more than owed: back to now, not before
+    started = time.monotonic()
+    limit.take(256 << 10)
+    assert 0.2 <= time.monotonic() - started < 0.5
