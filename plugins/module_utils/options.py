@@ -32,6 +32,7 @@ class RewindOptions:
     restore_command: Optional[str] = None
     restore_target_wal: bool = False
     parallel: int = 0                      # connections to the source; 0: from the CPUs
+    max_rate: object = 0                   # bytes/s read from a source server (or "512k"); 0: no cap
     sync: bool = True
     progress_file: Optional[str] = None    # None: progress.default_path(); "": none
     timeout: int = 0                       # seconds for the whole run; 0: unbounded

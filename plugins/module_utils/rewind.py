@@ -32,6 +32,7 @@ from .target.journal import Journal
 from .options import RewindOptions
 from .plan.preconditions import check_source, cleanly_stopped_target, restore_command_for, \
     validate_source
+from .runtime.ratelimit import parse_rate
 from .runtime.progress import PhaseTimer, Progress, default_path
 from .target.runlock import RunLock
 from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
@@ -106,12 +107,14 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     finally:
         if run.source is not None:
             run.source.close()
+            _report_rate(run)
         scratch.remove()
     run.result["duration_s"] = timer.durations
     return run.result
 
 
 def _check_parameters(options) -> None:
+    parse_rate(options.max_rate)        # refused here, before anything is read
     if bool(options.source_server) == bool(options.source_pgdata):
         raise RefusedError("give exactly one of source_server or source_pgdata.",
                            code="bad_parameters")
@@ -369,6 +372,7 @@ def _resume(run, journal):
         raise
     finally:
         run.source.close()
+        _report_rate(run)
     if not options.check_mode:      # (a dry run of a resumption reports no durations)
         result["duration_s"] = run.timer.durations
     return result
@@ -377,7 +381,14 @@ def _resume(run, journal):
 def _open_source(options, limit):
     return open_source(options.source_server, options.source_pgdata, options.parallel,
                        connect_timeout=options.connect_timeout,
-                       source_timeout=options.source_timeout, time_limit=limit)
+                       source_timeout=options.source_timeout, time_limit=limit,
+                       max_rate=parse_rate(options.max_rate))
+
+
+def _report_rate(run):
+    report = run.source.rate_report()
+    if report is not None:
+        run.result["rate_limit"] = report
 
 
 def _report_tls(run):

@@ -95,6 +95,23 @@ options:
       - The WAL scan uses up to as many processes as the host has CPUs (at most 4).
     type: int
     default: 0
+  max_rate:
+    description:
+      - Most bytes per second a rewind or a clone reads from a O(source_server), over all its
+        connections together (O(parallel)), as C(pg_basebackup --max-rate) caps a base backup.
+        C(0) sets no limit.
+      - A number of bytes, or with the suffix C(k) (kilobytes) or C(M) (megabytes), 1024-based as
+        for C(pg_basebackup); from C(32k) to C(1024M).
+      - Counts the file ranges fetched and the files the source reads to checksum them (see
+        RV(files_identical)), each charged before it is asked for, so the source is never asked for
+        more than the rate; a run then lasts at least RV(bytes_fetched) / O(max_rate) seconds.
+        The WAL scan (local) and the few small queries that plan the run are not counted.
+      - With O(timeout), a run held back past its time fails with C(error_code=timeout) as any
+        other.
+      - Not for a O(source_pgdata), which is read on this host.
+    type: raw
+    default: 0
+    version_added: 0.2.0
   sync:
     description: fsync what was written before declaring the rewind done. Turn off only for tests.
     type: bool
@@ -243,6 +260,19 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
 
+- name: Rewind without reading more than 20 MB/s from the busy new primary
+  pgops.rewind.pg_rewind:
+    target_pgdata: /var/lib/postgresql/16/main
+    login_host: db2.example.com
+    login_user: rewind
+    login_password: "{{ vault_rewind_password }}"
+    login_db: postgres
+    max_rate: 20M
+    parallel: 4
+    write_recovery_conf: true
+  become: true
+  become_user: postgres
+
 - name: Rewind over verified TLS, giving up after 30 minutes
   pgops.rewind.pg_rewind:
     target_pgdata: /var/lib/postgresql/16/main
@@ -272,22 +302,32 @@ twin_timeline:
       (two promotions each created it); the fork is then where the histories really part.
   returned: when a source was compared
   type: bool
+  version_added: 0.2.0
 same_timeline_verified:
   description:
     - With RV(reason=same_timeline), whether the target's latest checkpoint record was found byte
       for byte in the source's WAL (false when one side no longer holds that WAL); null otherwise.
   returned: when a source was compared
   type: bool
+  version_added: 0.2.0
 wal_compared:
   description: The WAL ranges compared on both sides to tell twin timelines apart, with the result
     (C(same), C(different), C(not_available)).
   returned: when a source was compared
   type: list
+  version_added: 0.2.0
   elements: dict
+  sample: [{what: first record of timeline 2, start: 0/3000000, end: 0/3000100, result: different}]
+  contains:
+    what: {description: "What was compared.", type: str}
+    start: {description: "Start of the range.", type: str}
+    end: {description: "End of the range.", type: str}
+    result: {description: "C(same), C(different) or C(not_available).", type: str}
 divergence:
   description: Where the histories fork (null on the same timeline).
   returned: always
   type: dict
+  sample: {timeline: 1, lsn: 0/37E49F8}
   contains:
     timeline: {description: "Last common timeline.", type: int}
     lsn: {description: "First WAL location not shared.", type: str}
@@ -295,6 +335,7 @@ last_common_checkpoint:
   description: Checkpoint replay restarts from (null when no rewind was needed).
   returned: always
   type: dict
+  sample: {lsn: 0/37E4980, timeline: 1, redo: 0/37E4948}
   contains:
     lsn: {description: "Checkpoint record location.", type: str}
     timeline: {description: "Its timeline.", type: int}
@@ -304,10 +345,15 @@ min_recovery_point:
     position when the rewind finished).
   returned: when rewound
   type: dict
+  sample: {lsn: 0/3C291B8, timeline: 2}
+  contains:
+    lsn: {description: "WAL location.", type: str}
+    timeline: {description: "Its timeline (the source's).", type: int}
 files:
   description: Files per action.
   returned: when a rewind is (or would be) done
   type: dict
+  sample: {copied: 33, copied_tail: 1, copied_blocks: 18, truncated: 5, removed: 16, created: 0, kept: 6}
   contains:
     copied: {description: "Copied whole.", type: int}
     copied_tail: {description: "Relation files extended with the source's tail.", type: int}
@@ -340,16 +386,53 @@ wal_scan_processes:
   returned: when a rewind is (or would be) done
   type: int
   version_added: 0.2.0
+wal_records_scanned:
+  description: WAL records read in that range (0 when WAL summaries covered it all).
+  returned: when a rewind is (or would be) done
+  type: int
+largest:
+  description:
+    - The files that cost the most to fetch, largest first (at most 10), with their action; also
+      in the diff (C(--diff)).
+  returned: when a rewind is (or would be) done
+  type: list
+  elements: dict
+  sample: [{action: copy, bytes: 16777216, path: pg_wal/000000020000000000000003}]
+  contains:
+    action: {description: "C(copy), C(copy_tail), C(copy_blocks), C(truncate), C(remove), C(create), C(none)...", type: str}
+    bytes: {description: "Bytes it costs to fetch.", type: int}
+    path: {description: "Path in the data directory.", type: str}
 changed_blocks_from:
   description: Where the changed blocks came from, V(wal_summaries) (see O(use_wal_summaries))
     or V(wal_scan).
   returned: when a rewind is (or would be) done
   type: str
+  version_added: 0.2.0
   sample: wal_summaries
 changed_blocks:
   description: Distinct relation blocks the target changed after the fork.
   returned: when a rewind is (or would be) done
   type: int
+target_state_before:
+  description: The target's cluster state as found, before any crash recovery (as pg_controldata prints it).
+  returned: always
+  type: str
+  sample: shut down
+target_timeline:
+  description: Timeline of the target.
+  returned: when a source was compared
+  type: int
+  sample: 1
+source_timeline:
+  description: Timeline of the source now (also right after a promotion, before its first checkpoint).
+  returned: when a source was compared
+  type: int
+  sample: 2
+target_wal_end:
+  description: Where the target's WAL ends (end of its last checkpoint record, or its minimum recovery point).
+  returned: when a source was compared
+  type: str
+  sample: 0/3F72010
 crash_recovery:
   description: The target was not shut down cleanly and crash recovery was run (or would be) first.
   returned: when it happened
@@ -365,16 +448,56 @@ settings_raised:
     - Also in check mode. Missing (with a warning) when the target's C(postgres) binary is not found.
   returned: when the target's postgres binary is found
   type: dict
+  version_added: 0.2.0
   sample: {max_connections: {from: 40, to: 60}}
+  contains:
+    max_connections:
+      description: The setting, when it is raised.
+      type: dict
+      contains:
+        from: {description: "Effective value in the target's configuration.", type: int}
+        to: {description: "Value it is raised to.", type: int}
+    max_worker_processes:
+      description: The setting, when it is raised.
+      type: dict
+      contains:
+        from: {description: "Effective value in the target's configuration.", type: int}
+        to: {description: "Value it is raised to.", type: int}
+    max_wal_senders:
+      description: The setting, when it is raised.
+      type: dict
+      contains:
+        from: {description: "Effective value in the target's configuration.", type: int}
+        to: {description: "Value it is raised to.", type: int}
+    max_prepared_transactions:
+      description: The setting, when it is raised.
+      type: dict
+      contains:
+        from: {description: "Effective value in the target's configuration.", type: int}
+        to: {description: "Value it is raised to.", type: int}
+    max_locks_per_transaction:
+      description: The setting, when it is raised.
+      type: dict
+      contains:
+        from: {description: "Effective value in the target's configuration.", type: int}
+        to: {description: "Value it is raised to.", type: int}
 standby_files_written:
   description: Standby configuration files written (or that would be) with O(write_recovery_conf).
   returned: with O(write_recovery_conf)
   type: list
   elements: str
 duration_s:
-  description: Seconds per phase (facts, wal_scan, plan, copy, finish).
+  description: Seconds per phase (a phase that did not run is missing).
   returned: always
   type: dict
+  sample: {facts: 0.02, wal_scan: 0.23, plan: 0.4, copy: 0.1, finish: 0.13}
+  contains:
+    facts: {description: "Reading both sides' control data and timelines (and crash recovery).", type: float}
+    wal_scan: {description: "Reading the target's WAL (or its summaries).", type: float}
+    plan: {description: "Listing both sides and deciding what to do with each file.", type: float}
+    copy: {description: "Fetching and writing.", type: float}
+    finish: {description: "backup_label, pg_control, standby configuration, fsync.", type: float}
+    clone: {description: "The clone fallback, all of it.", type: float}
 progress_file:
   description: The progress file used (its last state says C(done) or C(failed)).
   returned: unless check mode or disabled
@@ -385,6 +508,7 @@ source_tls:
   returned: with O(source_server), once connected
   type: dict
   version_added: 0.2.0
+  sample: {in_use: true, protocol: TLSv1.3, sslmode: verify-full}
   contains:
     in_use: {description: "TLS was used.", type: bool}
     protocol: {description: "TLS protocol version (null without TLS).", type: str}
@@ -393,6 +517,8 @@ progress_overhead:
   description: What keeping the progress file cost (it is rewritten at most once a second).
   returned: always
   type: dict
+  version_added: 0.2.0
+  sample: {seconds: 0.016, updates: 100}
   contains:
     seconds: {description: "Seconds spent on progress bookkeeping and writes.", type: float}
     updates: {description: "Progress updates counted.", type: int}
@@ -400,6 +526,15 @@ files_identical:
   description: Whole files the target already had byte for byte (checksummed), so not copied.
   returned: when a rewind is (or would be) done
   type: int
+rate_limit:
+  description: What O(max_rate) did.
+  returned: when O(max_rate) is set and the source is a server
+  type: dict
+  version_added: 0.2.0
+  sample: {bytes_per_second: 20971520, waited_s: 12.5}
+  contains:
+    bytes_per_second: {description: "The limit, in bytes per second.", type: int, sample: 1048576}
+    waited_s: {description: "Seconds requests waited for the limit, summed over connections.", type: float, sample: 12.5}
 fetch_connections:
   description:
     - Connections the copy fetched over (see O(parallel)); 1 for a O(source_pgdata).
@@ -411,24 +546,30 @@ path:
   description: V(clone) when the target was (or would be) rebuilt by the clone fallback.
   returned: when the clone fallback ran
   type: str
+  version_added: 0.2.0
   sample: clone
 clone_reason:
   description: Why a clone instead of a rewind.
   returned: when the clone fallback ran
   type: str
+  version_added: 0.2.0
 old_datadir:
   description: Where the old data directory was kept (renamed).
   returned: when the clone fallback ran
   type: str
+  version_added: 0.2.0
   sample: /var/lib/postgresql/16/main.pgops-old-20261129T031500Z
 old_discarded:
   description: The old data directory was deleted (O(clone_discard_old)).
   returned: when the clone fallback ran
   type: bool
+  version_added: 0.2.0
 slot:
   description: The replication slot reserving the source's WAL for the rewound node (O(reserve_wal)).
   returned: when a slot was reserved (or, in check mode, would be)
   type: dict
+  version_added: 0.2.0
+  sample: {name: pgops_rewind_db1, created: true, restart_lsn: 0/37E4AD8, keep: true, drop_after_streaming: false}
   contains:
     name: {description: "Slot name.", type: str}
     created: {description: "This run created it (in check mode, would create it); false when an idle slot was reused.", type: bool}
@@ -439,18 +580,117 @@ resumed:
   description: The run completed a rewind that an earlier run had begun (from its journal).
   returned: when it happened
   type: bool
+resumed_from:
+  description: Where the interrupted rewind was taken up, V(copy) (fetching again what the journal
+    lists) or V(finish) (everything was copied; only the last steps were left).
+  returned: when an interrupted rewind was completed
+  type: str
+  sample: copy
+discarded_file:
+  description: The file RV(discarded) was written to (O(discarded_file)).
+  returned: with O(discarded_file), unless check mode
+  type: str
+  sample: /var/lib/postgresql/discarded-db1.json
+  version_added: 0.2.0
+backup_stop_lsn:
+  description: Where the clone's base backup ended (C(pg_backup_stop)); the node replays at least
+    this far before it is consistent.
+  returned: when the clone fallback ran (not in check mode)
+  type: str
+  sample: 0/5000100
+  version_added: 0.2.0
+wal_segments:
+  description: WAL segments the clone copied (from the backup's start to its end).
+  returned: when the clone fallback ran (not in check mode)
+  type: int
+  sample: 2
+  version_added: 0.2.0
 target:
-  description: Control data of the target before the rewind (see M(pgops.rewind.pg_rewind_info)).
+  description: Control data of the target before the rewind (as M(pgops.rewind.pg_rewind_info) returns it).
   returned: always
   type: dict
+  sample:
+    pg_major: 16
+    system_identifier: "7716020555193525302"
+    state: shut down
+    timeline: 1
+    checkpoint_lsn: 0/3F71F98
+    redo_lsn: 0/3F71F98
+    checkpoint_timeline: 1
+    min_recovery_point: 0/0
+    min_recovery_point_timeline: 0
+    data_checksums: true
+    wal_log_hints: false
+    full_page_writes: true
+    wal_level: replica
+    block_size: 8192
+    wal_segment_size: 16777216
+    pg_control_version: 1300
+    catalog_version: 202307071
+  contains:
+    pg_major: {description: "PostgreSQL major version.", type: int, sample: 16}
+    system_identifier: {description: "Database system identifier (a string, it exceeds 2^53).", type: str}
+    state: {description: "Cluster state as pg_controldata prints it.", type: str, sample: shut down}
+    timeline: {description: "Timeline the cluster is on.", type: int, sample: 1}
+    checkpoint_lsn: {description: "Latest checkpoint location.", type: str, sample: 0/3000060}
+    redo_lsn: {description: "Its redo location.", type: str}
+    checkpoint_timeline: {description: "Its timeline.", type: int}
+    min_recovery_point: {description: "Minimum recovery ending location.", type: str}
+    min_recovery_point_timeline: {description: "Its timeline.", type: int}
+    data_checksums: {description: "Data checksums are on.", type: bool}
+    wal_log_hints: {description: "wal_log_hints was on at the last checkpoint.", type: bool}
+    full_page_writes: {description: "full_page_writes was on at the last checkpoint.", type: bool}
+    wal_level: {description: "wal_level setting.", type: str}
+    block_size: {description: "Database block size.", type: int}
+    wal_segment_size: {description: "Bytes per WAL segment.", type: int}
+    pg_control_version: {description: "pg_control version number.", type: int}
+    catalog_version: {description: "Catalog version number.", type: int}
 source:
-  description: Control data of the source.
+  description: Control data of the source, with the same keys as RV(target).
   returned: always
   type: dict
+  sample:
+    pg_major: 16
+    system_identifier: "7716020555193525302"
+    state: in production
+    timeline: 2
+    checkpoint_lsn: 0/3F71F98
+    redo_lsn: 0/3F71F98
+    checkpoint_timeline: 1
+    min_recovery_point: 0/0
+    min_recovery_point_timeline: 0
+    data_checksums: true
+    wal_log_hints: false
+    full_page_writes: true
+    wal_level: replica
+    block_size: 8192
+    wal_segment_size: 16777216
+    pg_control_version: 1300
+    catalog_version: 202307071
+  contains:
+    pg_major: {description: "PostgreSQL major version.", type: int, sample: 16}
+    system_identifier: {description: "Database system identifier (a string, it exceeds 2^53).", type: str}
+    state: {description: "Cluster state as pg_controldata prints it.", type: str, sample: shut down}
+    timeline: {description: "Timeline the cluster is on.", type: int, sample: 1}
+    checkpoint_lsn: {description: "Latest checkpoint location.", type: str, sample: 0/3000060}
+    redo_lsn: {description: "Its redo location.", type: str}
+    checkpoint_timeline: {description: "Its timeline.", type: int}
+    min_recovery_point: {description: "Minimum recovery ending location.", type: str}
+    min_recovery_point_timeline: {description: "Its timeline.", type: int}
+    data_checksums: {description: "Data checksums are on.", type: bool}
+    wal_log_hints: {description: "wal_log_hints was on at the last checkpoint.", type: bool}
+    full_page_writes: {description: "full_page_writes was on at the last checkpoint.", type: bool}
+    wal_level: {description: "wal_level setting.", type: str}
+    block_size: {description: "Database block size.", type: int}
+    wal_segment_size: {description: "Bytes per WAL segment.", type: int}
+    pg_control_version: {description: "pg_control version number.", type: int}
+    catalog_version: {description: "Catalog version number.", type: int}
 rewind_in_progress:
   description: The run that holds the target, on failure with C(error_code=rewind_in_progress).
   returned: failure
   type: dict
+  version_added: 0.2.0
+  sample: {pid: 4242, host: db1, user: postgres, started: "2026-12-06T03:00:00Z", command: python3}
   contains:
     pid: {description: "Its process id (null when this host cannot see it).", type: int}
     host: {description: "The host it runs on.", type: str}
@@ -461,15 +701,66 @@ discarded:
   description:
     - What the old primary did after the fork that the rewind throws away, counted from the same WAL
       the rewind reads (null when the changed blocks came from WAL summaries and the WAL was not read).
-    - C(transactions) has C(committed), C(aborted), C(prepared), C(xid_min), C(xid_max),
-      C(first_commit) and C(last_commit) (ISO 8601, UTC).
-    - C(relations) has one entry per relation touched, C(database), C(schema), C(name) (from the
-      source's catalog when it has the relation under the same relfilenode, else null),
-      C(relfilenode) (C(spcoid/dboid/relnumber)), C(inserted), C(updated) (HOT included), C(deleted)
-      tuples of committed or prepared transactions, and C(created), C(truncated), C(dropped).
-    - C(databases) has C(created) and C(dropped) (names where the source knows them, else oids).
+    - Relation names come from the source's catalog when it has the relation under the same
+      relfilenode, else they are null.
   returned: when a rewind is (or would be) done
   type: dict
+  version_added: 0.2.0
+  sample:
+    transactions: {committed: 9, aborted: 0, prepared: 0, xid_min: 732, xid_max: 740,
+                   first_commit: "2026-12-06T03:00:33.604771+00:00",
+                   last_commit: "2026-12-06T03:00:33.684274+00:00"}
+    relations: [{database: postgres, schema: public, name: orders, relfilenode: 1663/5/16400,
+                 inserted: 120, updated: 4, deleted: 0, created: false, truncated: false,
+                 dropped: false}]
+    databases: {created: [], dropped: []}
+  contains:
+    transactions:
+      description: Transactions of the old primary after the fork.
+      type: dict
+      contains:
+        committed: {description: "Committed.", type: int}
+        aborted: {description: "Aborted.", type: int}
+        prepared: {description: "Prepared and not finished.", type: int}
+        xid_min: {description: "Lowest transaction id (null when none).", type: int}
+        xid_max: {description: "Highest transaction id (null when none).", type: int}
+        first_commit: {description: "Time of the first commit (ISO 8601, UTC; null when none).", type: str}
+        last_commit: {description: "Time of the last commit (ISO 8601, UTC; null when none).", type: str}
+    relations:
+      description: One entry per relation touched.
+      type: list
+      elements: dict
+      contains:
+        database: {description: "Database name (null when the source does not know it).", type: str}
+        schema: {description: "Schema name (null when the source does not know the relation).", type: str}
+        name: {description: "Relation name (null when the source does not know the relation).", type: str}
+        relfilenode: {description: "C(spcoid/dboid/relnumber).", type: str}
+        inserted: {description: "Tuples inserted by committed or prepared transactions.", type: int}
+        updated: {description: "Tuples updated (HOT included).", type: int}
+        deleted: {description: "Tuples deleted.", type: int}
+        created: {description: "The relation file was created.", type: bool}
+        truncated: {description: "The relation was truncated.", type: bool}
+        dropped: {description: "The relation was dropped.", type: bool}
+    databases:
+      description: Databases created and dropped (names where the source knows them, else oids).
+      type: dict
+      contains:
+        created: {description: "Created.", type: list, elements: str}
+        dropped: {description: "Dropped.", type: list, elements: str}
+source_connection:
+  description:
+    - Host, port, role and database of the connection to the source, as built from
+      O(source_server) and the options beside it (null where libpq's defaults apply). Never
+      the password.
+  returned: when the source is a server
+  type: dict
+  version_added: 0.2.0
+  sample: {host: db2.example.com, port: 5432, user: rewind, dbname: postgres}
+  contains:
+    host: {description: "Host (or socket directory).", type: str, sample: db2.example.com}
+    port: {description: "Port.", type: int, sample: 5432}
+    user: {description: "Role.", type: str, sample: rewind}
+    dbname: {description: "Database.", type: str, sample: postgres}
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
@@ -485,8 +776,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import DEFAULT_KEEP_FILES
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, protect_secrets, refuse_negative,
-    rejoin_argument_spec, run_engine, source_conninfo)
+    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, connection_shown, engine_params,
+    protect_secrets, refuse_negative, rejoin_argument_spec, require_source, run_engine,
+    source_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
 from ansible_collections.pgops.rewind.plugins.module_utils.rewind import run
 
@@ -503,6 +795,7 @@ def main():
         config_file=dict(type="path"),
         restore_target_wal=dict(type="bool", default=False),
         parallel=dict(type="int", default=0),
+        max_rate=dict(type="raw", default=0),
         sync=dict(type="bool", default=True),
         progress_file=dict(type="str"),
         timeout=dict(type="int", default=0),
@@ -515,20 +808,22 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_one_of=[("source_server", "source_pgdata")],
         mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE + [("restore_command", "restore_target_wal")],
         supports_check_mode=True,
     )
     params = module.params
     check_connection(module)
+    require_source(module, pgdata_allowed=True)
     protect_secrets(module, params["primary_conninfo"])
     if params["parallel"] < 0:
         module.fail_json(msg="parallel must not be negative (0: two connections per CPU, "
                              "4 to 8).", error_code="bad_parameters")
     refuse_negative(module, "timeout")
     options = RewindOptions(check_mode=module.check_mode,
-                            **dict(params, source_server=source_conninfo(params)))
+                            **dict(engine_params(params), source_server=source_conninfo(params)))
     result = run_engine(module, lambda: run(options))
+    if options.source_server:
+        result["source_connection"] = connection_shown(options.source_server)
     if module._diff and "files" in result:
         result["diff"] = {"prepared": _plan_text(result)}
     module.exit_json(**result)

@@ -35,6 +35,10 @@ options:
     description:
       - libpq connection string of the target's own server, when it may be running.
       - Adds RV(server) to the result (is it running, a standby, streaming, how far behind).
+      - Or give its parts with the options named as the source's, prefixed C(target_)
+        (O(target_login_host), O(target_port), O(target_login_password), ...); they
+        override the same keys of this string, as the source's options do for
+        O(source_server).
     type: str
   check_replication:
     description: Also check that the source role may create a replication slot (C(REPLICATION)).
@@ -68,6 +72,7 @@ author:
   - pgops.rewind developers (@pgops)
 extends_documentation_fragment:
   - pgops.rewind.connection
+  - pgops.rewind.connection.target
   - pgops.rewind.rejoin
 """
 
@@ -114,6 +119,24 @@ target:
   description: Control data of the target.
   returned: always
   type: dict
+  sample:
+    pg_major: 16
+    system_identifier: "7716020555193525302"
+    state: shut down
+    timeline: 1
+    checkpoint_lsn: 0/3F71F98
+    redo_lsn: 0/3F71F98
+    checkpoint_timeline: 1
+    min_recovery_point: 0/0
+    min_recovery_point_timeline: 0
+    data_checksums: true
+    wal_log_hints: false
+    full_page_writes: true
+    wal_level: replica
+    block_size: 8192
+    wal_segment_size: 16777216
+    pg_control_version: 1300
+    catalog_version: 202307071
   contains:
     pg_major: {description: "PostgreSQL major version.", type: int, sample: 16}
     system_identifier: {description: "Database system identifier (a string, it exceeds 2^53).", type: str}
@@ -136,6 +159,42 @@ source:
   description: Control data of the source, with the same keys as RV(target).
   returned: when a source is given
   type: dict
+  sample:
+    pg_major: 16
+    system_identifier: "7716020555193525302"
+    state: in production
+    timeline: 2
+    checkpoint_lsn: 0/3F71F98
+    redo_lsn: 0/3F71F98
+    checkpoint_timeline: 1
+    min_recovery_point: 0/0
+    min_recovery_point_timeline: 0
+    data_checksums: true
+    wal_log_hints: false
+    full_page_writes: true
+    wal_level: replica
+    block_size: 8192
+    wal_segment_size: 16777216
+    pg_control_version: 1300
+    catalog_version: 202307071
+  contains:
+    pg_major: {description: "PostgreSQL major version.", type: int, sample: 16}
+    system_identifier: {description: "Database system identifier (a string, it exceeds 2^53).", type: str}
+    state: {description: "Cluster state as pg_controldata prints it.", type: str, sample: shut down}
+    timeline: {description: "Timeline the cluster is on.", type: int, sample: 1}
+    checkpoint_lsn: {description: "Latest checkpoint location.", type: str, sample: 0/3000060}
+    redo_lsn: {description: "Its redo location.", type: str}
+    checkpoint_timeline: {description: "Its timeline.", type: int}
+    min_recovery_point: {description: "Minimum recovery ending location.", type: str}
+    min_recovery_point_timeline: {description: "Its timeline.", type: int}
+    data_checksums: {description: "Data checksums are on.", type: bool}
+    wal_log_hints: {description: "wal_log_hints was on at the last checkpoint.", type: bool}
+    full_page_writes: {description: "full_page_writes was on at the last checkpoint.", type: bool}
+    wal_level: {description: "wal_level setting.", type: str}
+    block_size: {description: "Database block size.", type: int}
+    wal_segment_size: {description: "Bytes per WAL segment.", type: int}
+    pg_control_version: {description: "pg_control version number.", type: int}
+    catalog_version: {description: "Catalog version number.", type: int}
 rewind_required:
   description: Whether the target must be rewound before it can follow the source.
   returned: when a source is given
@@ -159,28 +218,39 @@ rewind_interrupted:
       against C(PG_VERSION)), RV(divergence) and RV(last_common_checkpoint) come from its journal.
   returned: when a rewind of the target was interrupted
   type: bool
+  version_added: 0.2.0
 twin_timeline:
   description:
     - The target's timeline has the number of one of the source's timelines but not its history
       (two standbys promoted each on its own); the fork is where the histories really part.
   returned: when a source is given
   type: bool
+  version_added: 0.2.0
 same_timeline_verified:
   description:
     - With RV(reason=same_timeline), whether the target's latest checkpoint record was found byte for
       byte in the source's WAL (false when one side no longer holds that WAL); null otherwise.
   returned: when a source is given
   type: bool
+  version_added: 0.2.0
 wal_compared:
   description: The WAL ranges compared on both sides to tell twin timelines apart, with the result
     (C(same), C(different), C(not_available)).
   returned: when a source is given
   type: list
+  version_added: 0.2.0
   elements: dict
+  sample: [{what: first record of timeline 2, start: 0/3000000, end: 0/3000100, result: different}]
+  contains:
+    what: {description: "What was compared.", type: str}
+    start: {description: "Start of the range.", type: str}
+    end: {description: "End of the range.", type: str}
+    result: {description: "C(same), C(different) or C(not_available).", type: str}
 divergence:
   description: Where the histories fork; null when both are on the same timeline.
   returned: when a source is given
   type: dict
+  sample: {timeline: 1, lsn: 0/37E49F8}
   contains:
     timeline: {description: "Last common timeline.", type: int, sample: 1}
     lsn: {description: "First WAL location not shared.", type: str, sample: 0/3009608}
@@ -188,6 +258,7 @@ last_common_checkpoint:
   description: The checkpoint a rewound target restarts replay from; null when no rewind is required.
   returned: when a source is given
   type: dict
+  sample: {lsn: 0/37E4980, timeline: 1, redo: 0/37E4948}
   contains:
     lsn: {description: "Location of the checkpoint record.", type: str}
     timeline: {description: "Its timeline.", type: int}
@@ -225,22 +296,36 @@ file_events:
     (with WAL summaries, only in the WAL stretches they do not cover).
   returned: when a source is given
   type: dict
+  sample: {create_file: 6, truncate_file: 1}
+  contains:
+    create_file: {description: "Relation files created.", type: int}
+    truncate_file: {description: "Relation truncations.", type: int}
+    create_database: {description: "Databases created.", type: int}
+    drop_database: {description: "Databases dropped.", type: int}
+    relmap: {description: "Relation map updates.", type: int}
 changed_blocks_from:
   description: Where the changed blocks came from, V(wal_summaries) (the target ran with
     C(summarize_wal) on PostgreSQL 17 or later and its summaries cover the range) or
     V(wal_scan); null when no rewind is needed.
   returned: when a source is given
   type: str
+  version_added: 0.2.0
 server:
   description: State of the target's running server.
   returned: when O(target_server) is given
   type: dict
+  sample: {running: true, in_recovery: true, timeline: 2, wal_position: 0/3C291B8,
+           wal_receiver: {status: streaming, streaming: true, sender_host: db2.example.com,
+                          sender_port: 5432, slot_name: db1, timeline: 2},
+           replay_lag_bytes: 0}
   contains:
     running: {description: "Whether a connection succeeded.", type: bool}
     error: {description: "Why not, when it did not.", type: str}
     in_recovery: {description: "The server is a standby.", type: bool}
     timeline: {description: "Timeline it writes or receives.", type: int}
     wal_position: {description: "Current WAL location (replayed, for a standby).", type: str}
+    received_position: {description: "Last WAL location received (a standby).", type: str}
+    server_version_num: {description: "Its server_version_num.", type: int, sample: 160004}
     wal_receiver:
       description: Its WAL receiver (null when none runs).
       type: dict
@@ -258,6 +343,9 @@ plan:
   description: The path that rejoins the target and what it costs.
   returned: when a source is given
   type: dict
+  version_added: 0.2.0
+  sample: {path: rewind, reason: "the histories diverged; a rewind copies only what changed",
+           rewind_bytes: 43317314, wal_bytes: 7919272, clone_bytes: 95877198}
   contains:
     path:
       description: V(none) (no rewind needed), V(rewind), or V(clone) (a rewind is impossible, or with
@@ -277,14 +365,21 @@ preflight:
       filesystem written to).
   returned: when a source is given
   type: list
+  version_added: 0.2.0
   elements: dict
   sample: [{check: target_space, ok: true, message: "/: 130 MB to write (with margin), 41000 MB free"}]
+  contains:
+    check: {description: "Name of the check.", type: str}
+    ok: {description: "It passed.", type: bool}
+    message: {description: "What was found, or what to do.", type: str}
 rewind_in_progress:
   description:
     - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
       with C(error_code=rewind_in_progress)); null otherwise.
   returned: success, and failure with C(error_code=rewind_in_progress)
   type: dict
+  version_added: 0.2.0
+  sample: {pid: 4242, host: db1, user: postgres, started: "2026-12-06T03:00:00Z", command: python3}
   contains:
     pid: {description: "Its process id (null when this host cannot see it).", type: int}
     host: {description: "The host it runs on.", type: str}
@@ -297,6 +392,76 @@ discarded:
       relation, files and databases created or dropped), as M(pgops.rewind.pg_rewind) returns it.
   returned: when a source is given and a rewind is needed
   type: dict
+  version_added: 0.2.0
+  sample:
+    transactions: {committed: 9, aborted: 0, prepared: 0, xid_min: 732, xid_max: 740,
+                   first_commit: "2026-12-06T03:00:33.604771+00:00",
+                   last_commit: "2026-12-06T03:00:33.684274+00:00"}
+    relations: [{database: postgres, schema: public, name: orders, relfilenode: 1663/5/16400,
+                 inserted: 120, updated: 4, deleted: 0, created: false, truncated: false,
+                 dropped: false}]
+    databases: {created: [], dropped: []}
+  contains:
+    transactions:
+      description: Transactions of the old primary after the fork.
+      type: dict
+      contains:
+        committed: {description: "Committed.", type: int}
+        aborted: {description: "Aborted.", type: int}
+        prepared: {description: "Prepared and not finished.", type: int}
+        xid_min: {description: "Lowest transaction id (null when none).", type: int}
+        xid_max: {description: "Highest transaction id (null when none).", type: int}
+        first_commit: {description: "Time of the first commit (ISO 8601, UTC; null when none).", type: str}
+        last_commit: {description: "Time of the last commit (ISO 8601, UTC; null when none).", type: str}
+    relations:
+      description: One entry per relation touched.
+      type: list
+      elements: dict
+      contains:
+        database: {description: "Database name (null when the source does not know it).", type: str}
+        schema: {description: "Schema name (null when the source does not know the relation).", type: str}
+        name: {description: "Relation name (null when the source does not know the relation).", type: str}
+        relfilenode: {description: "C(spcoid/dboid/relnumber).", type: str}
+        inserted: {description: "Tuples inserted by committed or prepared transactions.", type: int}
+        updated: {description: "Tuples updated (HOT included).", type: int}
+        deleted: {description: "Tuples deleted.", type: int}
+        created: {description: "The relation file was created.", type: bool}
+        truncated: {description: "The relation was truncated.", type: bool}
+        dropped: {description: "The relation was dropped.", type: bool}
+    databases:
+      description: Databases created and dropped (names where the source knows them, else oids).
+      type: dict
+      contains:
+        created: {description: "Created.", type: list, elements: str}
+        dropped: {description: "Dropped.", type: list, elements: str}
+source_connection:
+  description:
+    - Host, port, role and database of the connection to the source, as built from
+      O(source_server) and the options beside it (null where libpq's defaults apply). Never
+      the password.
+  returned: when the source is a server
+  type: dict
+  version_added: 0.2.0
+  sample: {host: db2.example.com, port: 5432, user: rewind, dbname: postgres}
+  contains:
+    host: {description: "Host (or socket directory).", type: str, sample: db2.example.com}
+    port: {description: "Port.", type: int, sample: 5432}
+    user: {description: "Role.", type: str, sample: rewind}
+    dbname: {description: "Database.", type: str, sample: postgres}
+target_connection:
+  description:
+    - Host, port, role and database of the connection to the target's own server, as built
+      from O(target_server) and the C(target_) options (null where libpq's defaults apply). Never
+      the password.
+  returned: when O(target_server) or the C(target_) options are given
+  type: dict
+  version_added: 0.2.0
+  sample: {host: db1.example.com, port: 5432, user: rewind, dbname: postgres}
+  contains:
+    host: {description: "Host (or socket directory).", type: str, sample: db1.example.com}
+    port: {description: "Port.", type: int, sample: 5432}
+    user: {description: "Role.", type: str, sample: rewind}
+    dbname: {description: "Database.", type: str, sample: postgres}
 error_code:
   description: Stable code of the error, on failure (see the troubleshooting guide).
   returned: failure
@@ -311,8 +476,9 @@ hint:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    SOURCE_MUTUALLY_EXCLUSIVE, check_connection, protect_secrets, rejoin_argument_spec, run_engine,
-    source_conninfo)
+    SOURCE_MUTUALLY_EXCLUSIVE, TARGET_PREFIX, check_connection, connection_shown,
+    login_argument_spec, rejoin_argument_spec, require_source, run_engine, source_conninfo,
+    target_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import inspect_and_assess
 from ansible_collections.pgops.rewind.plugins.module_utils.source.factory import open_source
 
@@ -324,12 +490,15 @@ def main():
         target_server=dict(type="str", no_log=True),
         check_replication=dict(type="bool", default=False),
     )
+    argument_spec.update(login_argument_spec(TARGET_PREFIX))
     module = AnsibleModule(argument_spec=argument_spec,
                            mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
     params = module.params
-    check_connection(module)
-    protect_secrets(module, params["target_server"])
+    check_connection(module, target_conninfo)
+    if source_conninfo(params) or params["source_pgdata"]:
+        require_source(module, pgdata_allowed=True)
+    target_server = target_conninfo(params)
 
     def work():
         source = open_source(source_conninfo(params), params["source_pgdata"],
@@ -337,7 +506,7 @@ def main():
                              source_timeout=params["source_timeout"])
         try:
             return inspect_and_assess(
-                params["target_pgdata"], source, params["target_server"],
+                params["target_pgdata"], source, target_server,
                 restore_command=params["restore_command"], fallback=params["fallback"],
                 clone_when=params["clone_when"], replication=params["check_replication"])
         finally:
@@ -345,6 +514,10 @@ def main():
                 source.close()
 
     result = run_engine(module, work)
+    if source_conninfo(params):
+        result["source_connection"] = connection_shown(source_conninfo(params))
+    if target_server:
+        result["target_connection"] = connection_shown(target_server)
     module.exit_json(changed=False, **result)
 
 

@@ -3,6 +3,8 @@
 import json
 import subprocess
 
+import yaml
+
 from support.env import COLLECTIONS_PATH, REPO, VENV_PYTHON
 
 
@@ -19,4 +21,4 @@ def test_collection_builds_and_installs(collection):
     listing = subprocess.run(
         [VENV_PYTHON.parent / "ansible-galaxy", "collection", "list", "pgops.rewind",
          "-p", COLLECTIONS_PATH, "--format", "json"], check=True, capture_output=True, text=True)
-    assert "0.1.0" in listing.stdout
+    assert yaml.safe_load((REPO / "galaxy.yml").read_text())["version"] in listing.stdout

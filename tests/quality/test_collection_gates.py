@@ -11,10 +11,13 @@ import subprocess
 import tarfile
 
 import pytest
+import yaml
 
 from support.env import COLLECTIONS_PATH, REPO, VENV_PYTHON
 
 BIN = VENV_PYTHON.parent
+VERSION = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+TARBALL = "pgops-rewind-%s.tar.gz" % VERSION
 
 
 def _env(**extra):
@@ -79,7 +82,7 @@ def test_antsibull_docs_and_changelog(clean_tree):
     assert rc == 0, out[-8000:]
     rc, out = _run([BIN / "antsibull-changelog", "lint"], clean_tree)
     assert rc == 0, out[-8000:]
-    assert (clean_tree / "CHANGELOG.rst").read_text().count("v0.1.0") >= 1
+    assert (clean_tree / "CHANGELOG.rst").read_text().count("v" + VERSION) >= 1
 
 
 @pytest.mark.xdist_group("gates")
@@ -87,7 +90,7 @@ def test_galaxy_build_and_install_round_trip(clean_tree, tmp_path):
     rc, out = _run([BIN / "ansible-galaxy", "collection", "build", "--output-path", tmp_path,
                     "."], clean_tree)
     assert rc == 0, out
-    tarball = tmp_path / "pgops-rewind-0.1.0.tar.gz"
+    tarball = tmp_path / TARBALL
     with tarfile.open(tarball) as archive:
         names = set(archive.getnames())
     assert {"plugins/modules/pg_rewind.py", "roles/pg_rewind/meta/argument_specs.yml",
@@ -122,7 +125,7 @@ def test_execution_environment_build_context(clean_tree, tmp_path):
     definition.write_text(
         "---\nversion: 3\nimages:\n  base_image:\n    name: quay.io/ansible/awx-ee:latest\n"
         "dependencies:\n  galaxy:\n    collections:\n"
-        "      - name: %s\n        type: file\n" % (tmp_path / "pgops-rewind-0.1.0.tar.gz"))
+        "      - name: %s\n        type: file\n" % (tmp_path / TARBALL))
     rc, out = _run([BIN / "ansible-builder", "create", "-f", definition, "-c",
                     tmp_path / "context"], tmp_path)
     assert rc == 0, out
@@ -130,7 +133,7 @@ def test_execution_environment_build_context(clean_tree, tmp_path):
     # What the image build would install for the collection: its python and system needs.
     installed = tmp_path / "collections"
     rc, out = _run([BIN / "ansible-galaxy", "collection", "install", "--force", "-p", installed,
-                    tmp_path / "pgops-rewind-0.1.0.tar.gz"], tmp_path,
+                    tmp_path / TARBALL], tmp_path,
                    ANSIBLE_COLLECTIONS_PATH=str(installed))
     assert rc == 0 and (installed / "ansible_collections/pgops/rewind/bindep.txt").is_file(), out
     rc, out = _run([BIN / "ansible-builder", "introspect", installed], tmp_path)

@@ -25,6 +25,10 @@ class Source:
     is_running = False      # a server that keeps writing (a clone needs one)
     parallel = 1            # connections the copy fetches over
 
+    def rate_report(self) -> Optional[dict]:
+        """What max_rate did ({bytes_per_second, waited_s}); None when nothing is capped."""
+        return None
+
     def read_file(self, path: str) -> Optional[bytes]:
         """A whole (small) file relative to the data directory, or None if it is missing."""
         raise NotImplementedError

@@ -25,6 +25,7 @@ from .interface import Source
 from ..pg.datadir import DigestUnavailable
 from .connection import DEFAULT_CONNECT_TIMEOUT, added_settings, check_tls_settings, \
     connect_failure_code
+from ..runtime.ratelimit import RateLimit
 from ..runtime.timeouts import TimeLimit, Watchdog, bounded
 
 try:
@@ -98,7 +99,8 @@ class LibpqSource(Source):
     is_running = True
 
     def __init__(self, conninfo: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
-                 parallel: int = 1, source_timeout: int = 0, time_limit: TimeLimit = None):
+                 parallel: int = 1, source_timeout: int = 0, time_limit: TimeLimit = None,
+                 max_rate: int = 0):
         if not HAS_PSYCOPG2:
             raise SourceError("the psycopg2 Python package is needed on the target host to "
                               "read the source over libpq.", code="missing_psycopg2")
@@ -108,6 +110,8 @@ class LibpqSource(Source):
         self.parallel = max(1, parallel)
         self.source_timeout = source_timeout or 0
         self.time_limit = time_limit or TimeLimit(None)
+        # max_rate: shared by every connection; charged what fetches and checksums read
+        self.rate_limit = RateLimit(max_rate, self.time_limit)
         self._watchdog = Watchdog()
         try:
             self._given = psycopg2.extensions.parse_dsn(conninfo)
@@ -358,6 +362,9 @@ class LibpqSource(Source):
             self.query("SELECT pg_catalog.pg_drop_replication_slot(%s)", (slot,),
                        what="release the clone's WAL reservation")
 
+    def rate_report(self):
+        return self.rate_limit.report()
+
     # --- files ------------------------------------------------------------------------
     def list_files(self):
         files = {}
@@ -379,6 +386,7 @@ class LibpqSource(Source):
         found = {}
         # batches of at most 200 files and 1 GB: each query stays well inside source_timeout
         for part in batches_of(files, 200, 1 << 30, size=lambda item: item[1]):
+            self.rate_limit.take(sum(f[1] for f in part), "checksum source files")
             try:
                 found.update(self.query(_DIGEST_SQL, ([f[0] for f in part], [f[1] for f in part]),
                                         what="checksum source files"))
@@ -401,6 +409,8 @@ class LibpqSource(Source):
         """One query for the whole batch, its result streamed in COPY's binary format
         (bytea without hex encoding: half the bytes on the wire, no decoding)."""
         rows = BinaryRows()
+        charged = sum(r[2] for r in batch)
+        self.rate_limit.take(charged, "read files from the source")
 
         def work():
             with conn.cursor() as cur:
@@ -410,6 +420,7 @@ class LibpqSource(Source):
                 cur.copy_expert(query, rows)
         self._call(conn, "read files from the source", work)
         rows = rows.rows
+        self.rate_limit.refund(charged - sum(len(row[2]) for row in rows if row[2] is not None))
         if len(rows) != len(batch):
             raise SourceError("the source returned %d chunks for %d requests."
                               % (len(rows), len(batch)), code="source_protocol")

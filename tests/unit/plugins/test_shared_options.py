@@ -11,7 +11,8 @@ import yaml
 from ansible_collections.pgops.rewind.plugins.doc_fragments import connection, rejoin
 from ansible_collections.pgops.rewind.plugins.module_utils import cli
 from ansible_collections.pgops.rewind.plugins.module_utils.module_support import (
-    argument_defaults, connection_argument_spec, rejoin_argument_spec)
+    TARGET_PREFIX, argument_defaults, connection_argument_spec, login_argument_spec,
+    rejoin_argument_spec)
 from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import (
     DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK)
@@ -44,7 +45,16 @@ def _group_modules() -> list:
     return runtime["action_groups"]["all"]
 
 
+def _aliases(option: dict) -> list:
+    return sorted(option.get("aliases", []))
+
+
 def test_documented_defaults_are_the_argument_specs():
+    target = yaml.safe_load(connection.ModuleDocFragment.TARGET)["options"]
+    assert sorted(target) == sorted(login_argument_spec(TARGET_PREFIX))
+    for name, option in login_argument_spec(TARGET_PREFIX).items():
+        assert (target[name]["type"], target[name].get("choices"), _aliases(target[name])) == \
+            (option["type"], option.get("choices"), _aliases(option)), name
     for fragment, spec in ((connection, connection_argument_spec()),
                            (rejoin, {k: v for k, v in rejoin_argument_spec().items()
                                      if k not in connection_argument_spec()})):
@@ -52,15 +62,19 @@ def test_documented_defaults_are_the_argument_specs():
         assert sorted(documented) == sorted(spec), fragment.__name__
         for name, option in spec.items():
             shown = documented[name]
-            assert (shown["type"], shown.get("default"), shown.get("choices")) == \
-                (option["type"], option.get("default"), option.get("choices")), name
+            assert (shown["type"], shown.get("default"), shown.get("choices"),
+                    _aliases(shown)) == \
+                (option["type"], option.get("default"), option.get("choices"),
+                 _aliases(option)), name
     assert argument_defaults(rejoin_argument_spec()) == ENGINE_DEFAULTS
 
 
 def test_secrets_are_no_log():
     spec = rejoin_argument_spec()
     assert {name for name, option in spec.items() if option.get("no_log")} == \
-        {"source_server", "restore_command"}
+        {"source_server", "login_password", "restore_command"}
+    assert {name for name, option in login_argument_spec(TARGET_PREFIX).items()
+            if option.get("no_log")} == {"target_login_password"}
 
 
 def test_the_engine_and_the_cli_default_alike(monkeypatch):
@@ -87,14 +101,15 @@ def test_the_roles_own_defaults_agree():
 
 def test_modules_extend_the_fragments_and_restate_nothing():
     shared = {name: set(_options(fragment)) for name, fragment in FRAGMENTS.items()}
-    expected = {"pg_rewind": set(FRAGMENTS), "pg_rewind_info": set(FRAGMENTS),
+    expected = {"pg_rewind": set(FRAGMENTS),
+                "pg_rewind_info": set(FRAGMENTS) | {"pgops.rewind.connection.target"},
                 "pg_physical_slot": {"pgops.rewind.connection"}}
     modules = sorted(p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py"))
     assert modules == sorted(expected)
     for module, fragments in expected.items():
         doc = _module_doc(module)
         assert set(doc["extends_documentation_fragment"]) == fragments, module
-        for fragment in fragments:
+        for fragment in fragments & set(FRAGMENTS):
             for option in shared[fragment] & set(doc["options"]):
                 assert set(doc["options"][option]) <= OVERRIDES, (module, option)
 
