@@ -66,9 +66,13 @@ def _run_locked(options: RewindOptions) -> dict:
         raise
     progress.end()
     if options.discarded_file and not options.check_mode and result.get("discarded"):
-        write_private_file(options.discarded_file,
-                           json.dumps(result["discarded"], indent=1, sort_keys=True).encode())
-        result["discarded_file"] = options.discarded_file
+        try:        # the rewind is done: a report that cannot be written is only a warning
+            write_private_file(options.discarded_file,
+                               json.dumps(result["discarded"], indent=1, sort_keys=True).encode())
+            result["discarded_file"] = options.discarded_file
+        except OSError as exc:
+            _warner(result)("discarded_file: %s could not be written (%s); the report is in "
+                            "this result's discarded." % (options.discarded_file, exc.strerror))
     if progress.path:
         result["progress_file"] = progress.path
     if progress.moved:
@@ -115,6 +119,12 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
 
 def _check_parameters(options) -> None:
     parse_rate(options.max_rate)        # refused here, before anything is read
+    if options.discarded_file and not options.check_mode:
+        where = os.path.dirname(os.path.abspath(options.discarded_file))
+        if not (os.path.isdir(where) and os.access(where, os.W_OK | os.X_OK)):
+            raise RefusedError("discarded_file: %s is not a directory this user may write; "
+                               "give a path the data directory's owner can create."
+                               % where, code="bad_parameters")
     if bool(options.source_server) == bool(options.source_pgdata):
         raise RefusedError("give exactly one of source_server or source_pgdata.",
                            code="bad_parameters")

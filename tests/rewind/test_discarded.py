@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 from support.ansible import run_module
+from support.digest import datadir_digest
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import Failover
 
@@ -69,6 +70,11 @@ def test_discarded_work_is_counted_exactly(bed, collection, major):
     assert not dry["failed"], dry.get("msg")
     _check(dry["discarded"], major)
     report = bed.home / "discarded.json"
+    before = datadir_digest(fo.old_primary.datadir)
+    refused = rewind(fo, discarded_file=str(report))     # bed.home: root's, not writable
+    assert refused["failed"] and refused["error_code"] == "bad_parameters", refused
+    assert "discarded_file" in refused["msg"] and datadir_digest(
+        fo.old_primary.datadir) == before
     bed.home.chmod(0o777)
     result = rewind(fo, discarded_file=str(report))
     assert not result["failed"], result.get("msg")
