@@ -329,10 +329,32 @@ bytes_fetched:
   returned: when a rewind is (or would be) done
   type: int
 wal_bytes_scanned:
-  description: Bytes of target WAL read, from the last common checkpoint to its end (with WAL
-    summaries, only the stretches they do not cover).
+  description: Bytes of target WAL read, from where the scan started (RV(wal_scan_start)) to its
+    end (with WAL summaries, only the stretches they do not cover, and the WAL after the fork).
   returned: when a rewind is (or would be) done
   type: int
+wal_bytes_common_skipped:
+  description:
+    - Bytes of target WAL from the last common checkpoint to the fork that were not read, because
+      both sides share them and replay repairs every page they changed (see RV(wal_scan_start)).
+    - 0 when the scan started at the last common checkpoint.
+  returned: when a rewind is (or would be) done
+  type: int
+  version_added: 0.1.0
+wal_scan_start:
+  description:
+    - Where the changed-block scan started reading the target's WAL, and why there.
+    - At the V(divergence) (the first record after the switch point) when full_page_writes was on
+      from the last common checkpoint to the fork, and the fork is the switch point of the
+      timeline history files; else at the V(last_common_checkpoint), as PostgreSQL's pg_rewind.
+  returned: when a rewind is (or would be) done
+  type: dict
+  version_added: 0.1.0
+  contains:
+    lsn: {description: "Where the scan started.", type: str}
+    at: {description: "V(divergence) or V(last_common_checkpoint).", type: str}
+    reason: {description: "Why there.", type: str}
+  sample: {lsn: "0/5A1C2B8", at: divergence, reason: "full_page_writes on from the last common checkpoint to the fork"}
 wal_scan_processes:
   description:
     - Processes that read the target's WAL. A long stretch of WAL is split at segment
