@@ -306,6 +306,7 @@ def _carry_out(run, facts, plan, journal, blocks, restore=None) -> None:
         install_restored_wal(restore, facts.keep_wal, run.target)
         sanitize_copied_auto_conf(plan, run.pgdata, run.target)
     run.result["bytes_fetched"] = stats.bytes_fetched
+    run.result["bytes_written"] = stats.bytes_written
     with run.timer("finish"):
         finish(run, facts, journal)
 

@@ -328,6 +328,16 @@ bytes_fetched:
   description: Bytes actually read from the source (0 in check mode).
   returned: when a rewind is (or would be) done
   type: int
+bytes_written:
+  description: Bytes written into the target by the copy, by kind (not in check mode).
+  returned: when a rewind is done
+  type: dict
+  version_added: 0.1.0
+  contains:
+    relation_blocks: {description: "Changed blocks and tails of relation files.", type: int}
+    whole_files: {description: "Files copied whole, WAL excepted.", type: int}
+    wal: {description: "WAL segments and timeline history files in pg_wal.", type: int}
+  sample: {relation_blocks: 52428800, whole_files: 1253376, wal: 67108864}
 wal_bytes_scanned:
   description: Bytes of target WAL read, from where the scan started (RV(wal_scan_start)) to its
     end (with WAL summaries, only the stretches they do not cover, and the WAL after the fork).
