@@ -315,7 +315,7 @@ def run_suite(state, checks=True, cold=True) -> dict:
     return rows
 
 
-PHASES = ("facts", "wal_scan", "plan", "copy", "finish", "clone")
+PHASES = ("facts", "checkpoint_walk", "wal_scan", "plan", "copy", "finish", "clone")
 
 
 def report(state, rows) -> str:

@@ -144,6 +144,8 @@ def _facts(run, restore_dir):
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):
             run.reservation = None      # nothing copied, and no slot for the standby
+    if facts is not None and facts.checkpoint_walk_s:   # the common WAL, walked back
+        run.timer.split("facts", "checkpoint_walk", facts.checkpoint_walk_s)
     return control, restore, facts, refusal
 
 

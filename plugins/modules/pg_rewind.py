@@ -404,7 +404,9 @@ standby_files_written:
   type: list
   elements: str
 duration_s:
-  description: Seconds per phase (facts, wal_scan, plan, copy, finish).
+  description: Seconds per phase (facts, checkpoint_walk, wal_scan, plan, copy, finish);
+    C(checkpoint_walk) is the part of the facts spent walking back through the common WAL from
+    the fork to the last common checkpoint.
   returned: always
   type: dict
 progress_file:

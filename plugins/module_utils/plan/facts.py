@@ -12,6 +12,7 @@ rewind acts on them.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -69,6 +70,7 @@ class RewindFacts:
     same_timeline_verified: Optional[bool] = None   # same timeline: its WAL end was compared
     wal_compared: list = field(default_factory=list)
     fork_from_history: bool = False     # the fork is the history files' switch point
+    checkpoint_walk_s: float = 0.0      # the walk back through the common WAL took
 
     def scan_start(self) -> "ScanStart":
         """Where the changed-block scan starts: at the fork when replay from the last
@@ -215,8 +217,10 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         facts.rewind_required = True
         facts.reason = DIVERGED
         reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
+        started = time.monotonic()
         facts.last_common_checkpoint = find_last_common_checkpoint(
             reader, facts.divergence.lsn, target.fmt)
+        facts.checkpoint_walk_s = time.monotonic() - started
         facts.keep_wal = reader.segments_read()
         return facts
     finally:

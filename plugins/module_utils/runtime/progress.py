@@ -108,6 +108,13 @@ class PhaseTimer:
         self.progress = progress
         self.limit = limit or TimeLimit(None)
 
+    def split(self, phase: str, part: str, seconds: float) -> None:
+        """Report `seconds` of `phase` as a phase of their own (a step inside it that
+        is worth seeing apart)."""
+        seconds = min(seconds, self.durations.get(phase, 0))
+        self.durations[phase] = round(self.durations.get(phase, 0) - seconds, 3)
+        self.durations[part] = round(self.durations.get(part, 0) + seconds, 3)
+
     @contextmanager
     def __call__(self, phase, total=0, **details):
         self.limit.check()              # names the phase that used the time up
