@@ -347,15 +347,15 @@ def report(state, rows) -> str:
     lines += _copy_lines(rows)
     base = rows["pg_basebackup"]["seconds"]
     if "clone fallback" in rows:
-        lines.append("clone fallback: %.2fx pg_basebackup's wall time" % (
+        lines.append("clone fallback: %.2f× pg_basebackup's wall time" % (
             rows["clone fallback"]["seconds"] / base))
     for name, row in rows.items():
         if row.get("blocks") is None:
             continue
         overhead = row.get("progress") or {}
-        lines.append("%s: %.1fx faster than pg_basebackup; %d blocks, %s identical files not "
+        lines.append("%s: %.2f× pg_basebackup's wall time; %d blocks, %s identical files not "
                      "copied; progress file upkeep %.4f s over %s updates" % (
-                         name, base / row["seconds"], row["blocks"], row["identical"],
+                         name, row["seconds"] / base, row["blocks"], row["identical"],
                          overhead.get("seconds", 0), overhead.get("updates", 0)))
     text = "\n".join(lines)
     print("\n" + text, flush=True)
