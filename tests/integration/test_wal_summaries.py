@@ -7,6 +7,7 @@ do not cover the range, must give the new primary's data.
 """
 
 import os
+import time
 
 import pytest
 
@@ -39,8 +40,9 @@ def summarized_failover(bed, major, fpw_change=False):
         for toggle in ("SET full_page_writes = off", "RESET full_page_writes"):
             primary.sql("ALTER SYSTEM " + toggle)
             primary.sql("SELECT pg_reload_conf()")
-            primary.wait_until(lambda: primary.scalar("SHOW full_page_writes")
-                               == ("off" if "off" in toggle else "on"), what=toggle)
+            time.sleep(1)   # the checkpointer applies it (and logs XLOG_FPW_CHANGE) on its own
+        # A commit flushes those records (nothing else would before the standby is promoted)
+        primary.sql("CREATE TABLE full_page_writes_toggled (id int)")
     primary.wait_for_replay(standby)
     standby.promote()
     standby.checkpoint()

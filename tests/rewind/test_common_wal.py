@@ -15,6 +15,8 @@ rewind scans from the checkpoint, as PostgreSQL's pg_rewind does.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.plan import facts as facts_mod
@@ -45,6 +47,7 @@ def _common_activity(primary, standby, fpw_change=False):
     if fpw_change:                  # after the last checkpoint (database commands make some)
         primary.sql("ALTER SYSTEM SET full_page_writes = off")
         primary.sql("SELECT pg_reload_conf()")
+        time.sleep(1)   # the checkpointer applies it (and logs XLOG_FPW_CHANGE) on its own
     primary.sql("SELECT count(*) FROM accounts")       # hint bits: full-page images for hint
     primary.sql("INSERT INTO growing SELECT g, repeat('g', 200) FROM generate_series(1, 20000) g")
     primary.sql("DELETE FROM shrinking WHERE id > 2000")
