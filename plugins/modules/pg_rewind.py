@@ -364,7 +364,8 @@ wal_scan_start:
     lsn: {description: "Where the scan started.", type: str}
     at: {description: "V(divergence) or V(last_common_checkpoint).", type: str}
     reason: {description: "Why there.", type: str}
-  sample: {lsn: "0/5A1C2B8", at: divergence, reason: "full_page_writes on from the last common checkpoint to the fork"}
+  sample: {lsn: "0/5A1C2B8", at: divergence,
+           reason: "full_page_writes on from the last common checkpoint to the fork"}
 wal_scan_processes:
   description:
     - Processes that read the target's WAL. A long stretch of WAL is split at segment

@@ -24,9 +24,10 @@ from ..errors import MissingWalError, RewindError, WalError
 from ..pg.lsn import first_record_position, format_lsn
 from ..pg.versions import MajorFormat
 from .reader import RawRecord
-from .record import (BKPBLOCK_FORK_MASK, changes_full_page_writes, MAIN_FORKNUM, RM_DBASE_ID, RM_RELMAP_ID, RM_SMGR_ID,
+from .record import (BKPBLOCK_FORK_MASK, MAIN_FORKNUM, RM_DBASE_ID, RM_RELMAP_ID, RM_SMGR_ID,
                      XLR_SPECIAL_REL_UPDATE, checkpoint_of, decode_record, file_event,
-                     fragment_reader, is_checkpoint, modifies_files_unknowably)
+                     changes_full_page_writes, fragment_reader, is_checkpoint,
+                     modifies_files_unknowably)
 
 
 @dataclass(frozen=True)
