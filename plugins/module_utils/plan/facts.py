@@ -109,10 +109,8 @@ class RewindFacts:
 
     def wal_copy_rule(self, source_end: int) -> WalCopyRule:
         common = self.target_history[:self.divergence.target_index + 1]
-        ends = tuple((e.tli, e.end) for e in self.source_history or () if e.end is not None)
         return WalCopyRule(self.target.xlog_seg_size, self.replay_start()[0],
-                           self.divergence.lsn, frozenset(e.tli for e in common), source_end,
-                           ends)
+                           self.divergence.lsn, frozenset(e.tli for e in common), source_end)
 
     def summary(self) -> dict:
         result = {

@@ -137,12 +137,10 @@ def build_plan(source: dict, target: dict, changed: ChangedBlocks, tablespace_di
         if wal_rule is not None and act.action in (COPY, REMOVE) and path.startswith("pg_wal/"):
             special = wal_rule.decide(path, path in source, act.source_size == act.target_size
                                       and path in target)
-            if special == "skip" or (special == "unread" and path not in target):
+            if special == "skip":
                 continue
-            if special == "keep" or (special == "unread" and path in keep_wal):
+            if special == "keep":
                 act.action = KEEP
-            elif special == "unread":
-                act = FileAction(path, REMOVE, 0, act.target_size, FILE)
         if act.relation and act.action in (NONE, TRUNCATE, COPY_TAIL):
             segment = relation_segment(path, tablespace_dir)
             limit = min(act.source_size, act.target_size) // BLCKSZ

@@ -12,13 +12,7 @@ most of the bytes of a typical rewind. Like pg_rewind in PostgreSQL 19:
   - a segment the source alone has that ends at or before the redo point is not
     needed for replay and is not copied (nor is its archive status file);
   - neither is one that starts beyond the source's end of WAL (a segment PostgreSQL
-    preallocated or recycled ahead of time: it holds no WAL yet);
-  - nor one of a timeline of the source's history that starts at or after the point
-    where the source left that timeline: replay reads the next timeline's segment from
-    there (PostgreSQL reads a segment from the newest timeline that began at or before
-    it), so such a file is a recycled segment (a standby names the segments it
-    recycles after the timeline it replays) or the target's diverged WAL. The source's
-    is not copied, the target's is removed.
+    preallocated or recycled ahead of time: it holds no WAL yet).
 Everything else (the fork's segment, newer timelines, files of other names) follows
 the general rules.
 """
@@ -33,7 +27,6 @@ from ..pg.lsn import parse_segment_name
 
 KEEP_TARGETS = "keep"      # both sides have it, identical history: leave the target's
 SKIP = "skip"              # only the source has it and replay does not need it
-UNREAD = "unread"          # beyond where its timeline ends in the source's history
 
 
 @dataclass(frozen=True)
@@ -43,7 +36,6 @@ class WalCopyRule:
     divergence_lsn: int
     common_timelines: frozenset  # timelines both histories share (up to the fork)
     source_end: int = 1 << 64    # the source's WAL goes no further (when it was listed)
-    timeline_ends: tuple = ()    # (tli, lsn) where the source's history left each timeline
 
     def decide(self, path: str, in_source: bool, same_size: bool) -> Optional[str]:
         """KEEP_TARGETS, SKIP, or None (no special case) for a path under pg_wal/."""
@@ -52,8 +44,7 @@ class WalCopyRule:
         if directory == "pg_wal/archive_status":
             stem = name.split(".", 1)[0]
             segment = parse_segment_name(stem, self.seg_size)
-            if segment and in_source and (self._ends_before(segment, self.redo)
-                                          or self._unread(segment)):
+            if segment and in_source and self._ends_before(segment, self.redo):
                 return SKIP
             return None
         if directory != "pg_wal":
@@ -67,13 +58,7 @@ class WalCopyRule:
         if in_source and (self._ends_before(segment, self.redo)
                           or segment[1] * self.seg_size >= self.source_end):
             return SKIP
-        if self._unread(segment):
-            return UNREAD
         return None
-
-    def _unread(self, segment) -> bool:
-        start = segment[1] * self.seg_size
-        return any(tli == segment[0] and start >= end for tli, end in self.timeline_ends)
 
     def _ends_before(self, segment, lsn) -> bool:
         return (segment[1] + 1) * self.seg_size <= lsn

@@ -111,32 +111,3 @@ def test_wal_copied_only_where_replay_needs_it():
     assert name(2, 9) not in got                    # preallocated beyond the source's end
     assert got[name(1, 6)][0] == REMOVE             # the target's own divergent WAL
     assert got["pg_wal/00000002.history"][0] == COPY
-
-
-def test_wal_beyond_where_its_timeline_ends_is_neither_copied_nor_kept():
-    """A segment of a timeline the source's history left before the segment starts is
-    never read by replay (the next timeline's segment is): the source's (recycled while
-    it was a standby) is not copied, the target's (its diverged WAL) is removed, unless
-    the walk back to the checkpoint read it."""
-    seg = 16 << 20
-    rule = WalCopyRule(seg, redo=3 * seg + 100, divergence_lsn=5 * seg + 40,
-                       common_timelines=frozenset({1}), source_end=8 * seg + 10,
-                       timeline_ends=((1, 5 * seg + 40),))
-
-    def name(tli, segno):
-        return "pg_wal/%08X%08X%08X" % (tli, 0, segno)
-    source = {name(1, 5): FileEntry(FILE, seg), name(1, 6): FileEntry(FILE, seg),
-              name(1, 7): FileEntry(FILE, seg), name(2, 5): FileEntry(FILE, seg),
-              name(2, 6): FileEntry(FILE, seg),
-              "pg_wal/archive_status/%s.ready" % name(1, 7)[7:]: FileEntry(FILE, 0)}
-    target = {name(1, 5): FileEntry(FILE, seg), name(1, 6): FileEntry(FILE, seg),
-              name(1, 8): FileEntry(FILE, seg)}
-    got = _actions(source, target, wal_rule=rule)
-    assert got[name(1, 5)][0] == COPY               # holds the fork
-    assert got[name(1, 6)][0] == REMOVE             # both have it: neither is read
-    assert name(1, 7) not in got                    # the source's recycled segment
-    assert "pg_wal/archive_status/%s.ready" % name(1, 7)[7:] not in got
-    assert got[name(1, 8)][0] == REMOVE
-    assert got[name(2, 5)][0] == COPY and got[name(2, 6)][0] == COPY
-    kept = _actions(source, target, wal_rule=rule, keep_wal={name(1, 6)[7:]})
-    assert kept[name(1, 6)][0] == KEEP
