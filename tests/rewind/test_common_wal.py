@@ -232,4 +232,3 @@ def test_full_page_writes_off_scans_from_the_checkpoint(bed, collection, major, 
     assert result["wal_scan_start"]["at"] == "last_common_checkpoint", result["wal_scan_start"]
     assert result["wal_bytes_common_skipped"] == 0
     _follows_and_matches(fo)
-
