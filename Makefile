@@ -36,4 +36,4 @@ bench-summaries: setup
 # Our rewind vs native pg_rewind vs pg_basebackup (PostgreSQL 15, ~2.2 GB table).
 .PHONY: bench
 bench: setup
-	$(VENV_BIN)/python bench/rewind_bench.py
+	$(VENV_BIN)/python bench/rewind_bench.py --scaling goals $(BENCH_ARGS)

@@ -3,11 +3,16 @@
     make bench                       (or .cache/venv/bin/python bench/rewind_bench.py)
     .cache/venv/bin/python bench/rewind_bench.py --scale 150 --divergence 1 --pgbench-seconds 30
     .cache/venv/bin/python bench/rewind_bench.py --scaling goals|divergence|size
+    .cache/venv/bin/python bench/rewind_bench.py --scaling goals --quick     (a small try)
 
 On PostgreSQL 15 (Debian: native pg_rewind and pg_basebackup at hand) it builds a
 primary of the chosen size (pgbench scale; 150 is about 2.2 GB), a streaming standby,
 promotes the standby, diverges the old primary (UPDATE of `--divergence` percent of
 pgbench_accounts in one key range, then a `--pgbench-seconds` pgbench run) and stops it,
+(with `--common-seconds`, the failover point: first that long an unthrottled pgbench on
+the primary after its last checkpoint, streamed to the standby before the promotion, so
+that much WAL is history both sides share and the rewind skips it;
+`--scaling goals` runs it beside the 1 % and 10 % points),
 snapshots the diverged target once and restores the snapshot before each timed run of
 (the page cache dropped before each, when run as root):
 
@@ -59,7 +64,8 @@ def _pgbench(node, *args):
             *args, "postgres"], timeout=7200)
 
 
-def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0) -> dict:
+def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0,
+          common_seconds: int = 0) -> dict:
     """The diverged pair, cached: {home, snapshot, target, source} as paths and ports."""
     state_file = home / "bench.json"
     if state_file.exists():
@@ -88,6 +94,15 @@ def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0
     print("[bench] building the standby ...", flush=True)
     standby = primary.create_standby("standby")
     primary.wait_for_replay(standby)
+    if common_seconds:
+        # The failover point: the primary's last checkpoint, then busy with no checkpoint
+        # in between (checkpoint_timeout and max_wal_size are raised), all of it replayed
+        # by the standby before it is promoted.
+        primary.checkpoint()
+        print("[bench] common history: pgbench %d s after the last checkpoint ..."
+              % common_seconds, flush=True)
+        _pgbench(primary, "-n", "-c", "4", "-j", "2", "-T", str(common_seconds))
+        primary.wait_for_replay(standby, timeout=1800)
     standby.promote()
     standby.checkpoint()
     rows = rows or int(scale * 100000 * divergence / 100)
@@ -105,6 +120,7 @@ def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0
     subprocess.run(["cp", "-a", str(primary.datadir), str(snapshot)], check=True)
     state = {"home": str(home), "snapshot": str(snapshot), "scale": scale,
              "divergence": 100.0 * rows / (scale * 100000), "rows": rows, "seconds": seconds,
+             "common_seconds": common_seconds,
              "target": {"datadir": str(primary.datadir), "port": primary.port},
              "source": {"datadir": str(standby.datadir), "port": standby.port}}
     state_file.write_text(json.dumps(state, indent=2))
@@ -146,6 +162,9 @@ def _params(target, source, local: bool) -> dict:
 
 def _engine_row(row: dict, result: dict) -> dict:
     row.update(fetched=result["bytes_fetched"], wal=result["wal_bytes_scanned"],
+               wal_skipped=result.get("wal_bytes_common_skipped"),
+               written_by_kind=result.get("bytes_written"),
+               connections=result.get("fetch_connections"),
                phases=result["duration_s"], files=result["files"],
                identical=result.get("files_identical"), blocks=result["blocks_copied"],
                progress=result.get("progress_overhead"))
@@ -267,7 +286,7 @@ CONTENDERS = (
 NATIVE_FOR = {False: "native --source-server", True: "native --source-pgdata"}
 
 
-def run_suite(state, checks=True) -> dict:
+def run_suite(state, checks=True, cold=True) -> dict:
     target, source = _nodes(state)
     target.kill()                   # left over from an interrupted run
     rows = {}
@@ -277,64 +296,89 @@ def run_suite(state, checks=True) -> dict:
         if not local and not source.is_alive():
             source.start()
         restore_target(state, target)
-        cold = drop_page_cache()
+        dropped = cold and drop_page_cache()
         print("[bench] %s ..." % name, flush=True)
         rows[name] = runner(target, source, local)
-        rows[name].update(local=local, cold_cache=cold)
+        rows[name].update(local=local, cold_cache=dropped)
         if checks:
             rows[name]["verified"] = verify(target, source, restart_source=local)
             if local:
                 source.stop()
     if not source.is_alive():
         source.start()
-    cold = drop_page_cache()
+    dropped = cold and drop_page_cache()
     print("[bench] pg_basebackup ...", flush=True)
     rows["pg_basebackup"] = run_basebackup(state, source)
-    rows["pg_basebackup"].update(local=False, cold_cache=cold)
+    rows["pg_basebackup"].update(local=False, cold_cache=dropped)
     source.stop()
     restore_target(state, target)
     return rows
 
 
-PHASES = ("facts", "wal_scan", "plan", "copy", "finish", "clone")
+PHASES = ("facts", "checkpoint_walk", "wal_scan", "plan", "copy", "finish", "clone")
 
 
 def report(state, rows) -> str:
     """One table for this divergence point; returned as text (also printed)."""
     size = int(subprocess.run(["du", "-sb", state["snapshot"]], capture_output=True, check=True,
                               text=True).stdout.split()[0])
-    lines = ["Rewind benchmark: PostgreSQL %d, pgbench scale %d (cluster %.2f GB), %d rows "
+    common = state.get("common_seconds", 0)
+    lines = ["Rewind benchmark: PostgreSQL %d, pgbench scale %d (cluster %.2f GB), %s%d rows "
              "(%.2f %%) of pgbench_accounts updated + %d s pgbench on the old primary; page "
              "cache %s before each run" % (
-                 MAJOR, state["scale"], size / 1e9, state.get("rows", 0), state["divergence"],
+                 MAJOR, state["scale"], size / 1e9,
+                 ("failover point: %d s pgbench after the last checkpoint (common), then "
+                  % common) if common else "", state.get("rows", 0), state["divergence"],
                  state["seconds"], "dropped" if all(r.get("cold_cache") for r in rows.values())
-                 else "NOT dropped (not root)"),
-             "%-24s %7s %9s %9s %9s %9s %8s %9s  %s" % (
-                 "", "wall s", "vs native", "read src", "written", "WAL read", "peak RSS",
-                 "verified", "phases s: " + " / ".join(PHASES))]
+                 else "NOT dropped (not root, or --quick)"),
+             "%-24s %7s %9s %9s %9s %9s %9s %8s %9s  %s" % (
+                 "", "wall s", "vs native", "read src", "written", "WAL read", "WAL skip",
+                 "peak RSS", "verified", "phases s: " + " / ".join(PHASES))]
     for name, row in rows.items():
         native = rows[NATIVE_FOR[row.get("local", False)]]
         phases = row.get("phases")
-        lines.append("%-24s %7.2f %8.2fx %9s %9s %9s %5.0f MB %9s  %s" % (
+        lines.append("%-24s %7.2f %6.2f× n %9s %9s %9s %9s %5.0f MB %9s  %s" % (
             name, row["seconds"], row["seconds"] / native["seconds"], _fmt_bytes(row["fetched"]),
-            _fmt_bytes(row["written"]), _fmt_bytes(row["wal"]), row["peak_rss_mb"],
-            {True: "equal", False: "DIFFERENT"}.get(row.get("verified"), "-"),
+            _fmt_bytes(row["written"]), _fmt_bytes(row["wal"]), _fmt_bytes(row.get("wal_skipped")),
+            row["peak_rss_mb"], {True: "equal", False: "DIFFERENT"}.get(row.get("verified"), "-"),
             " / ".join("%.2f" % phases.get(p, 0) for p in PHASES) if phases else "-"))
+    lines.append("(× n: times native pg_rewind's wall time; WAL read: the diverged WAL the scan "
+                 "read; WAL skip: the common WAL it did not read)")
+    lines += _copy_lines(rows)
     base = rows["pg_basebackup"]["seconds"]
     if "clone fallback" in rows:
-        lines.append("clone fallback: %.2fx pg_basebackup's wall time" % (
+        lines.append("clone fallback: %.2f× pg_basebackup's wall time" % (
             rows["clone fallback"]["seconds"] / base))
     for name, row in rows.items():
         if row.get("blocks") is None:
             continue
         overhead = row.get("progress") or {}
-        lines.append("%s: %.1fx faster than pg_basebackup; %d blocks, %s identical files not "
+        lines.append("%s: %.2f× pg_basebackup's wall time; %d blocks, %s identical files not "
                      "copied; progress file upkeep %.4f s over %s updates" % (
-                         name, base / row["seconds"], row["blocks"], row["identical"],
+                         name, row["seconds"] / base, row["blocks"], row["identical"],
                          overhead.get("seconds", 0), overhead.get("updates", 0)))
     text = "\n".join(lines)
     print("\n" + text, flush=True)
     return text
+
+
+def _copy_lines(rows) -> list:
+    """Bytes written by kind, and the copy's rate per connection against pg_basebackup's
+    (one connection)."""
+    lines = []
+    base = rows.get("pg_basebackup")
+    base_rate = base["fetched"] / base["seconds"] / 1e6 if base and base.get("fetched") else 0
+    for name, row in rows.items():
+        kinds, phases = row.get("written_by_kind"), row.get("phases") or {}
+        if not kinds or not phases.get("copy"):
+            continue
+        rate = row["fetched"] / phases["copy"] / 1e6
+        connections = row.get("connections") or 1
+        lines.append("%s: written %s; copy %.1f MB/s over %d connections, %.1f MB/s each "
+                     "(pg_basebackup %.1f MB/s over 1)" % (
+                         name, ", ".join("%s %s" % (k, _fmt_bytes(v)) for k, v in kinds.items()),
+                         rate, connections, rate / connections, base_rate))
+    return lines
 
 
 def main() -> int:
@@ -347,31 +391,41 @@ def main() -> int:
                         help="divergence: 0.1/1/10 %% of a 2.2 GB table; size: the same 70,000 "
                              "rows on a 1 GB and a 4 GB table; goals: 1 %% and 10 %% plus a "
                              "pgbench run (the speed goals' two points)")
+    parser.add_argument("--common-seconds", type=int, default=0,
+                        help="pgbench seconds on the primary after its last checkpoint, "
+                             "before the fork (the failover point; goals: 40)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small try of the chosen points: scale 10, 5 s of common "
+                             "pgbench, 2 s of divergence (not a measurement)")
     parser.add_argument("--keep", action="store_true", help="keep the clusters afterwards")
     args = parser.parse_args()
     ensure_installed()
-    runs = [(args.scale, args.divergence, args.pgbench_seconds, 0)]
+    runs = [(args.scale, args.divergence, args.pgbench_seconds, 0, args.common_seconds)]
     if args.scaling == "divergence":
-        runs = [(150, 0.1, 0, 0), (150, 1.0, 0, 0), (150, 10.0, 0, 0)]
+        runs = [(150, 0.1, 0, 0, 0), (150, 1.0, 0, 0, 0), (150, 10.0, 0, 0, 0)]
     elif args.scaling == "size":
-        runs = [(70, 0, 0, 70000), (280, 0, 0, 70000)]
-    elif args.scaling == "goals":
-        runs = [(150, 1.0, 10, 0), (150, 10.0, 10, 0)]
+        runs = [(70, 0, 0, 70000, 0), (280, 0, 0, 70000, 0)]
+    elif args.scaling == "goals":      # the failover point beside the 1 % and 10 % points
+        runs = [(150, 1.0, 10, 0, 40), (150, 1.0, 10, 0, 0), (150, 10.0, 10, 0, 0)]
+    if args.quick:
+        runs = [(10, d, 2, r, 5 if c else 0) for _s, d, _t, r, c in runs]
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
     tables = []
-    for scale, divergence, seconds, rows in runs:
-        name = "rewind-s%d-d%s-t%d-r%d" % (scale, divergence, seconds, rows)
+    for scale, divergence, seconds, rows, common in runs:
+        name = "rewind-s%d-d%s-t%d-r%d%s" % (scale, divergence, seconds, rows,
+                                             "-c%d" % common if common else "")
         home = CACHE / "bench" / name
-        state = build(home, scale, divergence, seconds, rows)
-        outcome = run_suite(state)
+        state = build(home, scale, divergence, seconds, rows, common)
+        outcome = run_suite(state, cold=not args.quick)   # a quick try leaves the cache
         tables.append(report(state, outcome))
         (results / (name + ".json")).write_text(json.dumps(
             {k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")}
              for k, v in outcome.items()}, indent=2))
         if not args.keep:             # a few GB each: the disk would not hold them all
             shutil.rmtree(home, ignore_errors=True)
-    (results / ("%s.txt" % (args.scaling or "default"))).write_text("\n\n".join(tables) + "\n")
+    (results / ("%s%s.txt" % (args.scaling or "default", "-quick" if args.quick else ""))
+     ).write_text("\n\n".join(tables) + "\n")
     return 0
 
 

@@ -23,8 +23,8 @@ from .errors import RefusedError, RewindError
 from .apply.context import Run
 from .apply.execute import execute_plan, install_restored_wal, sanitize_copied_auto_conf
 from .plan.identical import drop_identical_copies
-from .plan.facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
-    target_facts
+from .plan.facts import ScanStart, facts_from_journal, gather_facts, journal_state, \
+    scan_target_changes, target_facts
 from .apply.finish import finish, standby_configuration
 from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
@@ -157,6 +157,8 @@ def _facts(run, restore_dir):
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):
             run.reservation = None      # nothing copied, and no slot for the standby
+    if facts is not None and facts.checkpoint_walk_s:   # the common WAL, walked back
+        run.timer.split("facts", "checkpoint_walk", facts.checkpoint_walk_s)
     return control, restore, facts, refusal
 
 
@@ -251,6 +253,7 @@ class _Planned:
     """A rewind's plan, with what it was made from and what a clone would copy instead."""
     plan: Plan
     changes: TargetChanges      # what the WAL scan found
+    scan_start: ScanStart       # where it started reading, and why
     identical: int              # files the target already has, so not copied
     clone_bytes: int
 
@@ -260,7 +263,9 @@ def _plan(run, facts, restore) -> _Planned:
     keep_files = tuple(run.options.keep_files)
     survey = SurveyInBackground(run.source, run.pgdata, facts, keep_files)  # while the scan runs
     try:
-        with run.timer("wal_scan", facts.target_wal_end - facts.last_common_checkpoint.lsn):
+        begin = facts.scan_start()
+        with run.timer("wal_scan", facts.target_wal_end - begin.lsn,
+                       common_skipped=begin.lsn - facts.last_common_checkpoint.lsn):
             changes = scan_target_changes(run.pgdata, facts, restore,
                                           workers=min(4, os.cpu_count() or 1),
                                           progress=run.timer.progress,
@@ -273,7 +278,7 @@ def _plan(run, facts, restore) -> _Planned:
         raise
     clone_bytes = sum(e.size for p, e in listed.source_files.items()
                       if e.kind == FILE and not is_excluded(p))
-    return _Planned(plan, changes, identical, clone_bytes)
+    return _Planned(plan, changes, begin, identical, clone_bytes)
 
 
 def _report_plan(run, planned) -> None:
@@ -285,6 +290,8 @@ def _report_plan(run, planned) -> None:
         "bytes_to_fetch": summary["bytes_to_fetch"],
         "wal_bytes_scanned": changes.wal_bytes,
         "wal_records_scanned": changes.records,
+        "wal_bytes_common_skipped": changes.common_skipped,
+        "wal_scan_start": planned.scan_start.as_dict(),
         "wal_scan_processes": changes.processes,
         "changed_blocks": len(changes.blocks),
         "changed_blocks_from": changes_source(changes),
@@ -314,6 +321,7 @@ def _carry_out(run, facts, plan, journal, blocks, restore=None) -> None:
         install_restored_wal(restore, facts.keep_wal, run.target)
         sanitize_copied_auto_conf(plan, run.pgdata, run.target)
     run.result["bytes_fetched"] = stats.bytes_fetched
+    run.result["bytes_written"] = stats.bytes_written
     with run.timer("finish"):
         finish(run, facts, journal)
 

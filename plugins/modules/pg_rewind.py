@@ -374,11 +374,44 @@ bytes_fetched:
   description: Bytes actually read from the source (0 in check mode).
   returned: when a rewind is (or would be) done
   type: int
+bytes_written:
+  description: Bytes written into the target by the copy, by kind (not in check mode).
+  returned: when a rewind is done
+  type: dict
+  version_added: 0.2.0
+  contains:
+    relation_blocks: {description: "Changed blocks and tails of relation files.", type: int}
+    whole_files: {description: "Files copied whole, WAL excepted.", type: int}
+    wal: {description: "WAL segments and timeline history files in pg_wal.", type: int}
+  sample: {relation_blocks: 52428800, whole_files: 1253376, wal: 67108864}
 wal_bytes_scanned:
-  description: Bytes of target WAL read, from the last common checkpoint to its end (with WAL
-    summaries, only the stretches they do not cover).
+  description: Bytes of target WAL read, from where the scan started (RV(wal_scan_start)) to its
+    end (with WAL summaries, only the stretches they do not cover, and the WAL after the fork).
   returned: when a rewind is (or would be) done
   type: int
+wal_bytes_common_skipped:
+  description:
+    - Bytes of target WAL from the last common checkpoint to the fork that were not read, because
+      both sides share them and replay repairs every page they changed (see RV(wal_scan_start)).
+    - 0 when the scan started at the last common checkpoint.
+  returned: when a rewind is (or would be) done
+  type: int
+  version_added: 0.2.0
+wal_scan_start:
+  description:
+    - Where the changed-block scan started reading the target's WAL, and why there.
+    - At the V(divergence) (the first record after the switch point) when full_page_writes was on
+      from the last common checkpoint to the fork, and the fork is the switch point of the
+      timeline history files; else at the V(last_common_checkpoint), as PostgreSQL's pg_rewind.
+  returned: when a rewind is (or would be) done
+  type: dict
+  version_added: 0.2.0
+  contains:
+    lsn: {description: "Where the scan started.", type: str}
+    at: {description: "V(divergence) or V(last_common_checkpoint).", type: str}
+    reason: {description: "Why there.", type: str}
+  sample: {lsn: "0/5A1C2B8", at: divergence,
+           reason: "full_page_writes on from the last common checkpoint to the fork"}
 wal_scan_processes:
   description:
     - Processes that read the target's WAL. A long stretch of WAL is split at segment
@@ -487,12 +520,15 @@ standby_files_written:
   type: list
   elements: str
 duration_s:
-  description: Seconds per phase (a phase that did not run is missing).
+  description: Seconds per phase (a phase that did not run is missing); C(checkpoint_walk) is
+    the part of the facts spent walking back through the common WAL from the fork to the last
+    common checkpoint.
   returned: always
   type: dict
-  sample: {facts: 0.02, wal_scan: 0.23, plan: 0.4, copy: 0.1, finish: 0.13}
+  sample: {facts: 0.02, checkpoint_walk: 0.01, wal_scan: 0.23, plan: 0.4, copy: 0.1, finish: 0.13}
   contains:
     facts: {description: "Reading both sides' control data and timelines (and crash recovery).", type: float}
+    checkpoint_walk: {description: "Of the facts, the walk back from the fork to the last common checkpoint.", type: float}
     wal_scan: {description: "Reading the target's WAL (or its summaries).", type: float}
     plan: {description: "Listing both sides and deciding what to do with each file.", type: float}
     copy: {description: "Fetching and writing.", type: float}

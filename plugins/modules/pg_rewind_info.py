@@ -284,16 +284,23 @@ changed_relation_files:
   returned: when a source is given
   type: int
 wal_bytes:
-  description: Bytes of target WAL a rewind reads (from the last common checkpoint to the end).
+  description: Bytes of target WAL a rewind reads (from the fork, or from the last common
+    checkpoint when it must, to the end).
   returned: when a source is given
   type: int
+wal_bytes_common_skipped:
+  description: Bytes of target WAL from the last common checkpoint to the fork a rewind does not
+    read (both sides share them; 0 when it must read them).
+  returned: when a source is given
+  type: int
+  version_added: 0.2.0
 wal_records:
   description: Number of WAL records in that range.
   returned: when a source is given
   type: int
 file_events:
-  description: Counts of records that create, truncate or drop files or databases after the checkpoint
-    (with WAL summaries, only in the WAL stretches they do not cover).
+  description: Counts of records that create, truncate or drop files or databases in the WAL a rewind
+    reads (with WAL summaries, only in the WAL stretches they do not cover).
   returned: when a source is given
   type: dict
   sample: {create_file: 6, truncate_file: 1}

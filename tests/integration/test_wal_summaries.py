@@ -7,6 +7,7 @@ do not cover the range, must give the new primary's data.
 """
 
 import os
+import time
 
 import pytest
 
@@ -22,7 +23,7 @@ from support.scenarios import Failover, diverge_new_primary, diverge_old_primary
 SUMMARIZED = [17, 18]
 
 
-def summarized_failover(bed, major):
+def summarized_failover(bed, major, fpw_change=False):
     """A diverged failover whose old primary summarized its WAL: two summaries end at
     checkpoints after the fork, the writes after the last one are in no summary.
 
@@ -35,6 +36,13 @@ def summarized_failover(bed, major):
     seed(primary)
     primary.sql("VACUUM FREEZE")
     primary.checkpoint()
+    if fpw_change:       # the rewind must then read from the last common checkpoint
+        for toggle in ("SET full_page_writes = off", "RESET full_page_writes"):
+            primary.sql("ALTER SYSTEM " + toggle)
+            primary.sql("SELECT pg_reload_conf()")
+            time.sleep(1)   # the checkpointer applies it (and logs XLOG_FPW_CHANGE) on its own
+        # A commit flushes those records (nothing else would before the standby is promoted)
+        primary.sql("CREATE TABLE full_page_writes_toggled (id int)")
     primary.wait_for_replay(standby)
     standby.promote()
     standby.checkpoint()
@@ -91,9 +99,12 @@ def test_summaries_contain_the_scans_blocks(bed, major):
     facts = _facts(fo)
     spcdir = facts.target.fmt.tablespace_dir
     start, end = facts.last_common_checkpoint.lsn, facts.target_wal_end
-    scanned = facts_mod.scan_target_changes(pgdata, facts, use_summaries=False)
-    summarized = facts_mod.scan_target_changes(pgdata, facts)
+    scanned = facts_mod.scan_target_changes(pgdata, facts, use_summaries=False, from_fork=False)
+    summarized = facts_mod.scan_target_changes(pgdata, facts, from_fork=False)
     assert walsummary.changes_source(scanned) == "wal_scan"
+    # The discarded work comes from the WAL after the fork, read for it.
+    assert summarized.discarded is not None
+    assert summarized.discarded.report() == scanned.discarded.report()
     assert walsummary.changes_source(summarized) == "wal_summaries"
     assert summarized.summaries and summarized.summaries[0].start <= start
     # Only the tail after the last summary was read: the shutdown checkpoint is in none.
@@ -136,18 +147,22 @@ def test_summaries_contain_the_scans_blocks(bed, major):
     assert walsummary.changes_from_summaries(
         pgdata, facts.target, facts.target_history, start, end,
         _open_reader(pgdata, facts), max_scan_fraction=1.0) is None
-    fallback = facts_mod.scan_target_changes(pgdata, facts)
+    fallback = facts_mod.scan_target_changes(pgdata, facts, from_fork=False)
     assert walsummary.changes_source(fallback) == "wal_scan"
 
 
 @pytest.mark.parametrize("major", SUMMARIZED, ids=lambda m: f"pg{m}")
 def test_rewind_from_summaries(bed, major, collection):
-    fo = summarized_failover(bed, major)
+    fo = summarized_failover(bed, major, fpw_change=True)
     info = run_module("pg_rewind_info", {"target_pgdata": str(fo.old_primary.datadir),
                                          "source_server": fo.new_primary.conninfo()})
     assert info["changed_blocks_from"] == "wal_summaries" and info["changed_blocks"] > 0, info
+    assert info["wal_bytes_common_skipped"] == 0
+    assert info["discarded"]["transactions"]["committed"] > 0, info["discarded"]
     result = rewind(fo)
     assert result["changed"] and result["changed_blocks_from"] == "wal_summaries", result
+    assert result["wal_scan_start"]["at"] == "last_common_checkpoint", result["wal_scan_start"]
+    assert result["discarded"] == info["discarded"]
     lcc = result["last_common_checkpoint"]
     assert result["wal_bytes_scanned"] > 0, lcc
     assert_follows_and_matches(fo)
@@ -163,6 +178,7 @@ def test_rewind_without_covering_summaries_scans(bed, major, collection):
         os.unlink(os.path.join(summaries, name))
     result = rewind(fo)
     assert result["changed"] and result["changed_blocks_from"] == "wal_scan", result
+    assert result["wal_scan_start"]["at"] == "divergence" and result["discarded"], result
     assert_follows_and_matches(fo)
 
 

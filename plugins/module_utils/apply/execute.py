@@ -13,7 +13,7 @@ arrives, so memory holds one batch of chunks at a time whatever the rewind's siz
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..pg.blockmap import block_runs
 from ..pg.datadir import BLCKSZ, DIRECTORY, FILE
@@ -24,11 +24,25 @@ from ..standby.config import without_recovery_settings
 CHUNK = 1 << 20
 
 
+WRITTEN_BLOCKS = "relation_blocks"     # changed blocks and tails of relation files
+WRITTEN_FILES = "whole_files"          # files copied whole (but WAL)
+WRITTEN_WAL = "wal"                    # WAL segments and history files in pg_wal
+
+
 @dataclass
 class ExecutionStats:
     bytes_fetched: int = 0
     blocks_copied: int = 0
     files_vanished: int = 0
+    bytes_written: dict = field(default_factory=lambda: dict.fromkeys(
+        (WRITTEN_BLOCKS, WRITTEN_FILES, WRITTEN_WAL), 0))
+
+
+def written_kind(path: str, whole: bool) -> str:
+    """What a write into `path` counts as in ExecutionStats.bytes_written."""
+    if path.startswith("pg_wal/"):
+        return WRITTEN_WAL
+    return WRITTEN_FILES if whole else WRITTEN_BLOCKS
 
 
 def block_ranges(blocks, max_blocks=CHUNK // BLCKSZ):
@@ -87,6 +101,7 @@ def execute_plan(plan, source, target, progress=None) -> ExecutionStats:
             continue
         target.write(path, offset, data)
         stats.bytes_fetched += len(data)
+        stats.bytes_written[written_kind(path, path in copies)] += len(data)
         if path in copied:
             copied[path] += len(data)
         if progress is not None:

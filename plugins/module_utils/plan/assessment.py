@@ -163,8 +163,8 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     impossible = impossible_code = None
     rewind_bytes = wal_bytes = 0
     counts = {"changed_blocks": 0, "changed_relation_files": 0, "wal_bytes": 0,
-              "wal_records": 0, "file_events": {}, "changed_blocks_from": None,
-              "discarded": None}
+              "wal_bytes_common_skipped": 0, "wal_records": 0, "file_events": {},
+              "changed_blocks_from": None, "discarded": None}
     rewind_writes = {}
     facts = None
     try:
@@ -179,6 +179,7 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                 counts = {"changed_blocks": len(changes.blocks),
                           "changed_relation_files": len(changes.blocks.segments()),
                           "wal_bytes": changes.wal_bytes, "wal_records": changes.records,
+                          "wal_bytes_common_skipped": changes.common_skipped,
                           "file_events": dict(changes.file_events),
                           "changed_blocks_from": changes_source(changes),
                           "discarded": discarded_report(changes, source)}

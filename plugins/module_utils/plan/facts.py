@@ -12,13 +12,14 @@ rewind acts on them.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..pg.controlfile import CONTROL_PATH, ControlFile, read_control_file
 from ..pg.datadir import STATE_DIR
 from ..errors import RefusedError
-from ..pg.lsn import format_lsn
+from ..pg.lsn import first_record_position, format_lsn
 from ..source.local import LocalSource
 from ..pg.timeline import Divergence, TimelineEntry, find_divergence, history_of
 from ..pg.twins import (DIFFERENT, SAME, WalComparison, comparable_history, local_reader,
@@ -29,6 +30,21 @@ from ..wal.segments import SegmentDirectory
 from ..wal.summary import changes_from_summaries
 from ..wal.scan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
                         scan_changes, scan_changes_parallel)
+
+SCAN_FROM_FORK = "divergence"
+SCAN_FROM_CHECKPOINT = "last_common_checkpoint"
+
+
+@dataclass(frozen=True)
+class ScanStart:
+    """Where the changed-block scan starts, and why there."""
+    lsn: int
+    at: str             # SCAN_FROM_FORK or SCAN_FROM_CHECKPOINT
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"lsn": format_lsn(self.lsn), "at": self.at, "reason": self.reason}
+
 
 # Why a rewind is or is not needed.
 SAME_TIMELINE = "same_timeline"          # nothing forked
@@ -53,6 +69,33 @@ class RewindFacts:
     twin_timeline: bool = False          # a timeline number both have, with two histories
     same_timeline_verified: Optional[bool] = None   # same timeline: its WAL end was compared
     wal_compared: list = field(default_factory=list)
+    fork_from_history: bool = False     # the fork is the history files' switch point
+    checkpoint_walk_s: float = 0.0      # the walk back through the common WAL took
+
+    def scan_start(self) -> "ScanStart":
+        """Where the changed-block scan starts: at the fork when replay from the last
+        common checkpoint's redo is known to restore every page a common record changed
+        (full-page writes on throughout; design.md), else at that checkpoint."""
+        lcc = self.last_common_checkpoint
+        if lcc.full_page_writes is None:
+            why = "a resumed rewind (what the common WAL says of full_page_writes is not known)"
+        elif not lcc.full_page_writes:
+            why = "the last common checkpoint says full_page_writes = off"
+        elif lcc.fpw_changed_at is not None:
+            why = ("full_page_writes or wal_level may have changed at %s, between the last "
+                   "common checkpoint and the fork" % format_lsn(lcc.fpw_changed_at))
+        elif not self.target.full_page_writes:
+            why = "the target's latest checkpoint says full_page_writes = off"
+        elif self.twin_timeline or not self.fork_from_history:
+            why = "the fork was found by comparing WAL (same or twin timeline)"
+        else:
+            fork = first_record_position(self.divergence.lsn, self.target.xlog_seg_size)
+            if fork > lcc.lsn:
+                return ScanStart(fork, SCAN_FROM_FORK, "full_page_writes on from the last "
+                                 "common checkpoint to the fork: replay restores every "
+                                 "page the common WAL changed")
+            why = "the fork is at the last common checkpoint"
+        return ScanStart(lcc.lsn, SCAN_FROM_CHECKPOINT, why)
 
     def replay_start(self) -> tuple:
         """(redo, timeline, checkpoint) replay of the rewound target starts from: the last
@@ -154,7 +197,8 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         if facts.divergence is None:
             if facts.source_history is None:
                 facts.source_history = history_of(source_tli, source.read_file, "source")
-            facts.divergence = find_divergence(facts.source_history, target_history)
+            facts.divergence = found = find_divergence(facts.source_history, target_history)
+            facts.fork_from_history = True
             if facts.divergence.target_index > 0:
                 compare = WalComparison(local_reader(target_pgdata), target_history,
                                         source_reader(source), facts.source_history,
@@ -163,6 +207,7 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
                 facts.divergence = shared_timeline_start(facts.divergence, target_history,
                                                          compare)
                 facts.wal_compared = compare.compared
+                facts.fork_from_history = facts.divergence is found
         facts.twin_timeline = _twin(facts)
         if target_end <= facts.divergence.lsn:
             facts.reason = TARGET_IS_ANCESTOR
@@ -170,8 +215,10 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         facts.rewind_required = True
         facts.reason = DIVERGED
         reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
+        started = time.monotonic()
         facts.last_common_checkpoint = find_last_common_checkpoint(
             reader, facts.divergence.lsn, target.fmt)
+        facts.checkpoint_walk_s = time.monotonic() - started
         facts.keep_wal = reader.segments_read()
         return facts
     finally:
@@ -228,23 +275,34 @@ PARALLEL_SCAN_MIN_SEGMENTS = 8
 
 def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
                         workers: int = 1, progress=None,
-                        use_summaries: bool = True) -> TargetChanges:
-    """Read the target's WAL from the last common checkpoint to its end (split over
-    `workers` processes when there is enough of it) -- or, with use_summaries, its WAL
-    summaries where they cover that range (walsummary.changes_source tells which)."""
-    start, end = facts.last_common_checkpoint.lsn, facts.target_wal_end
+                        use_summaries: bool = True, from_fork: bool = True) -> TargetChanges:
+    """Read the target's WAL from facts.scan_start() -- the fork, or the last common
+    checkpoint -- to its end (split over `workers` processes when there is enough of
+    it); or, with use_summaries and a scan from the checkpoint, its WAL summaries where
+    they cover that range (walsummary.changes_source tells which), the WAL after the
+    fork being read for the discarded-work count. from_fork=False: always from the
+    checkpoint (as PostgreSQL's pg_rewind; tests compare both)."""
+    begin = facts.scan_start() if from_fork else None
+    start = begin.lsn if begin is not None else facts.last_common_checkpoint.lsn
+    end = facts.target_wal_end
     seg = facts.target.xlog_seg_size
+    # what the target did from there is discarded (the first record after the switch point)
+    fork = first_record_position(facts.divergence.lsn, seg)
 
     def open_reader():
         return target_reader(target_pgdata, facts.target, facts.target_history, restore)
 
-    if use_summaries:
-        summarized = changes_from_summaries(target_pgdata, facts.target, facts.target_history,
-                                            start, end, open_reader)
-        if summarized is not None:
-            return summarized
+    changes = None
+    if use_summaries and start < fork:
+        changes = changes_from_summaries(target_pgdata, facts.target, facts.target_history,
+                                         start, end, open_reader, count_from=fork)
+    if changes is None:
+        changes = _scan(open_reader, start, end, facts, workers, progress, restore, fork, seg)
+    changes.common_skipped = start - facts.last_common_checkpoint.lsn
+    return changes
 
-    fork = facts.divergence.lsn             # what the target did from there is discarded
+
+def _scan(open_reader, start, end, facts, workers, progress, restore, fork, seg):
     if workers > 1 and restore is None and (end - start) // seg >= PARALLEL_SCAN_MIN_SEGMENTS:
         return scan_changes_parallel(open_reader, start, end, facts.target.fmt,
                                      facts.target.relseg_size, workers, count_from=fork,

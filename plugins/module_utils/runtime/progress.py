@@ -47,14 +47,17 @@ class Progress:
         self._phase_started = self.started
         self.done = 0
         self.total = 0
+        self.details = {}
         self._written = 0.0
         self.calls = 0
         self.cost_s = 0.0       # time spent keeping progress: the benchmark reports it
 
-    def phase(self, name: str, total: int = 0) -> None:
+    def phase(self, name: str, total: int = 0, **details) -> None:
+        """A new phase, `total` units of work long; `details` are shown beside it (the
+        WAL scan: bytes skipped as common)."""
         began = time.perf_counter()
         self._phase, self._phase_started = name, time.time()
-        self.done, self.total = 0, total
+        self.done, self.total, self.details = 0, total, details
         self._write()
         self.cost_s += time.perf_counter() - began
 
@@ -90,6 +93,7 @@ class Progress:
                  "eta_s": eta, "phase_elapsed_s": round(elapsed, 1),
                  "elapsed_s": round(now - self.started, 1), "pid": os.getpid(),
                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        state.update(self.details)
         try:
             write_private_file(self.path, json.dumps(state).encode())
         except OSError:
@@ -104,12 +108,19 @@ class PhaseTimer:
         self.progress = progress
         self.limit = limit or TimeLimit(None)
 
+    def split(self, phase: str, part: str, seconds: float) -> None:
+        """Report `seconds` of `phase` as a phase of their own (a step inside it that
+        is worth seeing apart)."""
+        seconds = min(seconds, self.durations.get(phase, 0))
+        self.durations[phase] = round(self.durations.get(phase, 0) - seconds, 3)
+        self.durations[part] = round(self.durations.get(part, 0) + seconds, 3)
+
     @contextmanager
-    def __call__(self, phase, total=0):
+    def __call__(self, phase, total=0, **details):
         self.limit.check()              # names the phase that used the time up
         self.limit.phase = phase
         if self.progress is not None:
-            self.progress.phase(phase, total)
+            self.progress.phase(phase, total, **details)
         faults.moment("phase " + phase)
         started = time.monotonic()
         try:

@@ -52,6 +52,8 @@ RMGR_NAMES = ("XLOG", "Transaction", "Storage", "CLOG", "Database", "Tablespace"
 XLOG_CHECKPOINT_SHUTDOWN = 0x00
 XLOG_CHECKPOINT_ONLINE = 0x10
 XLOG_SWITCH = 0x40
+XLOG_PARAMETER_CHANGE = 0x60
+XLOG_FPW_CHANGE = 0x80
 XLOG_CHECKPOINT_REDO = 0xE0
 # Storage
 XLOG_SMGR_CREATE = 0x10
@@ -346,6 +348,15 @@ def is_checkpoint(record) -> bool:
     """A shutdown or online checkpoint record (not 17+'s CHECKPOINT_REDO marker)."""
     return record.rmid == RM_XLOG_ID and record.info & 0xF0 in (
         XLOG_CHECKPOINT_SHUTDOWN, XLOG_CHECKPOINT_ONLINE)
+
+
+def changes_full_page_writes(record) -> bool:
+    """A record after which pages may be changed without a full-page image although the
+    checkpoint before said full_page_writes = on: XLOG_FPW_CHANGE (full_page_writes
+    reloaded), or XLOG_PARAMETER_CHANGE (a restart with other settings; with wal_level
+    minimal FPW_CHANGE is not logged at all)."""
+    return record.rmid == RM_XLOG_ID and record.info & 0xF0 in (XLOG_FPW_CHANGE,
+                                                                XLOG_PARAMETER_CHANGE)
 
 
 def checkpoint_of(record: Record, fmt: MajorFormat) -> CheckPoint:

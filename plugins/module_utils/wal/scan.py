@@ -26,7 +26,8 @@ from ..pg.versions import MajorFormat
 from .reader import RawRecord
 from .record import (BKPBLOCK_FORK_MASK, MAIN_FORKNUM, RM_DBASE_ID, RM_RELMAP_ID, RM_SMGR_ID,
                      XLR_SPECIAL_REL_UPDATE, checkpoint_of, decode_record, file_event,
-                     fragment_reader, is_checkpoint, modifies_files_unknowably)
+                     changes_full_page_writes, fragment_reader, is_checkpoint,
+                     modifies_files_unknowably)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class LastCommonCheckpoint:
     lsn: int          # the checkpoint record
     tli: int          # its timeline
     redo: int         # where replay starts
+    # What the walk back from the fork saw of full-page writes (None: not known, as
+    # after a resumed run): the checkpoint record's fullPageWrites, and the first record
+    # between it and the fork that may have changed them (FPW_CHANGE, PARAMETER_CHANGE).
+    full_page_writes: Optional[bool] = None
+    fpw_changed_at: Optional[int] = None
 
     def as_dict(self) -> dict:
         return {"lsn": format_lsn(self.lsn), "timeline": self.tli, "redo": format_lsn(self.redo)}
@@ -52,6 +58,7 @@ class TargetChanges:
     last_lsn: int = 0        # the last record read
     discarded: Optional[DiscardedWork] = None   # the old primary's work after the fork
     processes: int = 1       # that read the WAL (scan_changes_parallel)
+    common_skipped: int = 0  # WAL bytes from the last common checkpoint to the scan's start
 
     @property
     def wal_bytes(self) -> int:
@@ -59,9 +66,14 @@ class TargetChanges:
 
 
 def find_last_common_checkpoint(reader, divergence_lsn: int, fmt: MajorFormat):
-    """Walk back through xl_prev from the fork to the newest checkpoint record before it."""
+    """Walk back through xl_prev from the fork to the newest checkpoint record before it.
+
+    Every record header of that stretch is read anyway, so the walk also notes the
+    records that may change whether pages get full-page images (design.md: where the
+    scan may start at the fork)."""
     fork = first_record_position(divergence_lsn, reader.seg_size)
     lsn = fork
+    fpw_changed_at = None
     while True:
         try:
             raw = reader.record_at(lsn)
@@ -71,7 +83,10 @@ def find_last_common_checkpoint(reader, divergence_lsn: int, fmt: MajorFormat):
                 % (format_lsn(divergence_lsn), exc.message), **exc.details)
         if lsn < fork and is_checkpoint(raw):
             checkpoint = checkpoint_of(decode_record(raw, fmt), fmt)
-            return LastCommonCheckpoint(lsn, checkpoint.timeline, checkpoint.redo)
+            return LastCommonCheckpoint(lsn, checkpoint.timeline, checkpoint.redo,
+                                        checkpoint.full_page_writes, fpw_changed_at)
+        if lsn < fork and changes_full_page_writes(raw):
+            fpw_changed_at = lsn            # walking back: the earliest one is kept
         if raw.prev == 0:
             raise WalError("reached the start of the WAL before finding a checkpoint record "
                            "before the fork at %s." % format_lsn(divergence_lsn),

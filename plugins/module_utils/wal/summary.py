@@ -285,16 +285,19 @@ def blocks_from_summaries(summaries: list, blocks, pgdata: str, tablespace_dir: 
 
 
 def changes_from_summaries(pgdata: str, control, history: list, start: int, end: int,
-                           open_reader, max_scan_fraction: float = MAX_SCAN_FRACTION
-                           ) -> Optional[SummarizedChanges]:
+                           open_reader, max_scan_fraction: float = MAX_SCAN_FRACTION,
+                           count_from: Optional[int] = None) -> Optional[SummarizedChanges]:
     """The changes of [start, end) from the target's summaries and WAL scans of the gaps
     between them, or None when the full WAL scan must decide (no summaries, too little
-    covered, a summary or a gap that cannot be read)."""
+    covered, a summary or a gap that cannot be read). With `count_from` (the fork), the
+    WAL from there to the end is read too, for the discarded-work count."""
     if not control.fmt.wal_summaries or end <= start:
         return None
     used, gaps = coverage(list_summaries(pgdata), history, start, end)
     if not used or sum(b - a for a, b in gaps) > max_scan_fraction * (end - start):
         return None
+    if count_from is not None:
+        gaps = with_tail_read(gaps, max(start, count_from), end)
     changes = SummarizedChanges(ChangedBlocks(control.relseg_size), start, end,
                                 summaries=used, scanned=gaps)
     try:
@@ -306,8 +309,12 @@ def changes_from_summaries(pgdata: str, control, history: list, start: int, end:
     try:
         for index, (low, high) in enumerate(gaps):
             last = high == end and index == len(gaps) - 1
+            counting = count_from if last and count_from is not None else None
             part = scan_changes(reader, low, end if last else None, control.fmt,
-                                control.relseg_size, limit=None if last else high)
+                                control.relseg_size, limit=None if last else high,
+                                count_from=counting)
+            if counting is not None:
+                changes.discarded = part.discarded
             changes.blocks.merge(part.blocks)
             changes.records += part.records
             for kind, number in part.file_events.items():
@@ -317,3 +324,15 @@ def changes_from_summaries(pgdata: str, control, history: list, start: int, end:
     finally:
         reader.close()
     return changes
+
+
+def with_tail_read(gaps: list, tail_start: int, end: int) -> list:
+    """The gaps to scan, with [tail_start, end) read whole: ranges sorted, overlapping
+    or touching ones merged."""
+    merged = []
+    for low, high in sorted(list(gaps) + [(tail_start, end)]):
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
