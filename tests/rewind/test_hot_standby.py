@@ -81,3 +81,26 @@ def test_unreadable_configuration_is_refused_before_any_change(bed, collection):
     result = rewind(fo, bindir=str(fo.old_primary.bindir))
     assert result["failed"] and result["error_code"] == "settings_unreadable", result.get("msg")
     assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+
+
+@pytest.mark.parametrize("major, path", [(11, "rewind"), (15, "rewind"), (18, "rewind"),
+                                         (16, "clone")])
+def test_without_write_recovery_conf_the_raise_is_written_for_an_operator_standby(
+        bed, collection, major, path):
+    """Used as pg_rewind is (no write_recovery_conf), then configured as a standby by the
+    operator's own means: the node starts, because the raise is in postgresql.auto.conf."""
+    fo = failover(bed, major)
+    _raise_on_new_primary(fo)
+    clone = {"fallback": "clone", "clone_when": "always"} if path == "clone" else {}
+    result = rewind(fo, write_recovery_conf=False, bindir=str(fo.old_primary.bindir), **clone)
+    assert not result["failed"], result.get("msg")
+    assert result.get("path", "rewind") == path
+    assert result["settings_raised"] == RAISED
+    assert "standby_files_written" not in result
+    assert _auto_conf_settings(fo) == {"max_connections": "60",
+                                       "max_locks_per_transaction": "80"}
+    assert not (fo.old_primary.datadir / "standby.signal").exists()
+    fo.old_primary.make_standby_of(fo.new_primary)      # the operator's own configuration
+    assert_follows_and_matches(fo)
+    assert fo.old_primary.scalar("SHOW max_connections") == "60"
+    assert fo.old_primary.scalar("SHOW max_locks_per_transaction") == "80"
