@@ -20,7 +20,10 @@ description:
     V(clone)) with what each costs, and RV(preflight), the checks a run needs to pass (ownership,
     free space, WAL, the source's privileges, hint-bit protection), so a rejoin that cannot work is
     known before the old primary is stopped.
-  - Changes nothing, on the target or on the source.
+  - Changes nothing on the target. With a running source it reviews the replication slots
+    M(pgops.rewind.pg_rewind) created there (RV(slots)), warns about each inactive one with the WAL
+    it holds, and drops the node's own slot once the node streams without it (O(drop_unused_slot));
+    that drop is the only change it makes (C(changed)).
   - While a M(pgops.rewind.pg_rewind) run works on O(target_pgdata), fails at once with
     C(error_code=rewind_in_progress) and RV(rewind_in_progress) naming that run (the target's files
     are changing), so a role or playbook can stop before it stops or changes anything.
@@ -40,6 +43,26 @@ options:
     description: Also check that the source role may create a replication slot (C(REPLICATION)).
     type: bool
     default: false
+    version_added: 0.2.0
+  slot_name:
+    description:
+      - The replication slot M(pgops.rewind.pg_rewind) reserves for this node on the source (its
+        O(pgops.rewind.pg_rewind#module:slot_name)); default C(pgops_rewind_<host name>), as there.
+      - Used to tell the node's own slot among the slots of this collection on the source.
+    type: str
+    version_added: 0.2.0
+  drop_unused_slot:
+    description:
+      - Drop the node's slot (O(slot_name)) when it is inactive while the node runs as a standby
+        whose WAL receiver streams without it (another slot or none), since the slot then keeps the
+        source's WAL for no one. This is how a slot left by M(pgops.rewind.pg_rewind) with
+        C(keep_slot=false) (its default without O(pgops.rewind.pg_rewind#module:write_recovery_conf))
+        does not outlive its purpose.
+      - The node's state is read from O(target_server); without it nothing is dropped (inactive
+        slots are still reported with a warning).
+      - Not in check mode (RV(slots) says C(unused)). V(false) only reports.
+    type: bool
+    default: true
     version_added: 0.2.0
   restore_command:
     version_added: 0.2.0
@@ -279,6 +302,24 @@ preflight:
   type: list
   elements: dict
   sample: [{check: target_space, ok: true, message: "/: 130 MB to write (with margin), 41000 MB free"}]
+slots:
+  description:
+    - The physical replication slots of this collection on the source (named C(pgops_rewind_...),
+      or O(slot_name)); each inactive one also gives a warning with the WAL it holds.
+  returned: when O(source_server) is given
+  type: list
+  elements: dict
+  contains:
+    name: {description: "Slot name.", type: str}
+    active: {description: "A walsender streams through it.", type: bool}
+    restart_lsn: {description: "Oldest WAL it keeps (null: none).", type: str}
+    wal_held_bytes: {description: "The source's WAL position minus restart_lsn.", type: int}
+    unused:
+      description: The node's slot, inactive while the node streams without it (O(drop_unused_slot)).
+      type: bool
+    dropped: {description: "Dropped by this run.", type: bool}
+  sample: [{name: pgops_rewind_db1, active: false, restart_lsn: 0/3000028, wal_held_bytes: 50331648,
+            unused: true, dropped: true}]
 rewind_in_progress:
   description:
     - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
@@ -315,6 +356,8 @@ from ansible_collections.pgops.rewind.plugins.module_utils.module_support import
     source_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import inspect_and_assess
 from ansible_collections.pgops.rewind.plugins.module_utils.source.factory import open_source
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.unused_slots import review_slots
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.walreserve import default_slot_name
 
 
 def main():
@@ -323,6 +366,8 @@ def main():
         target_pgdata=dict(type="path", required=True),
         target_server=dict(type="str", no_log=True),
         check_replication=dict(type="bool", default=False),
+        slot_name=dict(type="str"),
+        drop_unused_slot=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec,
                            mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE,
@@ -336,16 +381,26 @@ def main():
                              connect_timeout=params["connect_timeout"],
                              source_timeout=params["source_timeout"])
         try:
-            return inspect_and_assess(
+            result = inspect_and_assess(
                 params["target_pgdata"], source, params["target_server"],
                 restore_command=params["restore_command"], fallback=params["fallback"],
                 clone_when=params["clone_when"], replication=params["check_replication"])
         finally:
             if source is not None:
                 source.close()
+        if source_conninfo(params):
+            review = review_slots(source_conninfo(params),
+                                  params["slot_name"] or default_slot_name(),
+                                  result.get("server"),
+                                  drop=params["drop_unused_slot"] and not module.check_mode,
+                                  connect_timeout=params["connect_timeout"])
+            result["slots"] = review["slots"]
+            result["changed"] = review["changed"]
+            result.setdefault("warnings", []).extend(review["warnings"])
+        return result
 
     result = run_engine(module, work)
-    module.exit_json(changed=False, **result)
+    module.exit_json(**dict({"changed": False}, **result))
 
 
 if __name__ == "__main__":
