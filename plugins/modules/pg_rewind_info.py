@@ -58,8 +58,10 @@ options:
         source's WAL for no one. This is how a slot left by M(pgops.rewind.pg_rewind) with
         C(keep_slot=false) (its default without O(pgops.rewind.pg_rewind#module:write_recovery_conf))
         does not outlive its purpose.
-      - The node's state is read from O(target_server); without it nothing is dropped (inactive
-        slots are still reported with a warning).
+      - The node's state is read from O(target_server); without it, when the node's server runs,
+        through its Unix socket (the directory and port its C(postmaster.pid) names) as the user the
+        module runs as. A node that cannot be asked is not known to stream, and nothing is dropped
+        (inactive slots are still reported with a warning).
       - Not in check mode (RV(slots) says C(unused)). V(false) only reports.
     type: bool
     default: true
@@ -356,7 +358,8 @@ from ansible_collections.pgops.rewind.plugins.module_utils.module_support import
     source_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import inspect_and_assess
 from ansible_collections.pgops.rewind.plugins.module_utils.source.factory import open_source
-from ansible_collections.pgops.rewind.plugins.module_utils.standby.unused_slots import review_slots
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.unused_slots import (
+    node_status, review_slots)
 from ansible_collections.pgops.rewind.plugins.module_utils.standby.walreserve import default_slot_name
 
 
@@ -391,7 +394,7 @@ def main():
         if source_conninfo(params):
             review = review_slots(source_conninfo(params),
                                   params["slot_name"] or default_slot_name(),
-                                  result.get("server"),
+                                  node_status(params["target_pgdata"], result.get("server")),
                                   drop=params["drop_unused_slot"] and not module.check_mode,
                                   connect_timeout=params["connect_timeout"])
             result["slots"] = review["slots"]

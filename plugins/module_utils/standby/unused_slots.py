@@ -16,18 +16,26 @@ the source:
   receiver streams without it (another slot or none). Then the slot reserves WAL for no
   one, and it is dropped (not in check mode, not with drop_unused_slot: false).
 
+The node's state comes from target_server when given; otherwise, when its postmaster
+runs, from its own Unix socket (the directory and port postmaster.pid names), as the OS
+user the module runs as (the data directory's owner). A node that cannot be asked is
+not known to stream: nothing is dropped.
+
 Every inactive slot of ours is reported with the WAL it holds on the source (its
 current WAL position minus the slot's restart_lsn), with a warning.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 from ..errors import SourceError
 from ..source.connection import DEFAULT_CONNECT_TIMEOUT
 from ..source.libpq import psycopg2
+from ..target.directory import server_running
+from ..target.server_status import server_status
 from .slots import connect, drop_slot, scrub
 from .walreserve import DEFAULT_PREFIX
 
@@ -52,6 +60,34 @@ def streams_without(slot: OurSlot, node_slot: str, server: Optional[dict]) -> bo
     receiver = server.get("wal_receiver") or {}
     return bool(server.get("in_recovery") and receiver.get("streaming")
                 and receiver.get("slot_name") != slot.name)
+
+
+def local_conninfo(pgdata: str) -> Optional[str]:
+    """A connection string to the node's running server through the Unix socket its
+    postmaster.pid names (None: not running, or no socket)."""
+    if not server_running(pgdata):
+        return None
+    try:
+        with open(os.path.join(pgdata, "postmaster.pid")) as handle:
+            lines = handle.read().split("\n")
+        port, socket_dir = int(lines[3]), lines[4].strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    if not socket_dir:
+        return None
+    return "host=%s port=%d dbname=postgres" % (_quoted(socket_dir), port)
+
+
+def _quoted(value: str) -> str:
+    return "'%s'" % value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def node_status(pgdata: str, given: Optional[dict]) -> Optional[dict]:
+    """The node's server status: the one read from target_server, else from its socket."""
+    if given is not None:
+        return given
+    conninfo = local_conninfo(pgdata)
+    return server_status(conninfo, connect_timeout=5) if conninfo else None
 
 
 def list_our_slots(cur, node_slot: str) -> list:
