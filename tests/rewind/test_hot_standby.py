@@ -49,16 +49,24 @@ def test_lower_settings_are_raised_and_the_standby_starts(bed, collection, major
     assert again["changed"] is False and again["settings_raised"] == {}
 
 
-@pytest.mark.parametrize("major", [12, 17])
-def test_no_rewind_needed_raises_from_the_new_primarys_control_data(bed, collection, major):
+@pytest.mark.parametrize("major, write_recovery_conf", [(12, True), (17, True), (15, False)])
+def test_no_rewind_needed_raises_from_the_new_primarys_control_data(
+        bed, collection, major, write_recovery_conf):
     """The old primary stopped before the fork: it replays the new primary's WAL,
-    parameter changes included, from its own pg_control."""
+    parameter changes included, from its own pg_control. Without write_recovery_conf
+    the raise is written all the same (the operator configures the standby)."""
     fo = switchover(bed, major)
     _raise_on_new_primary(fo)
-    result = rewind(fo, bindir=str(fo.old_primary.bindir))
+    result = rewind(fo, bindir=str(fo.old_primary.bindir),
+                    write_recovery_conf=write_recovery_conf)
     assert not result["failed"], result.get("msg")
     assert result["rewind_required"] is False
     assert result["settings_raised"] == RAISED
+    assert result["changed"] is True
+    if not write_recovery_conf:
+        assert _auto_conf_settings(fo) == {"max_connections": "60",
+                                           "max_locks_per_transaction": "80"}
+        fo.old_primary.make_standby_of(fo.new_primary)
     assert_follows_and_matches(fo)
 
 
