@@ -52,7 +52,7 @@ def test_source_role_without_replication_stops_nothing(bed, collection):
     assert _slots(fo.new_primary) == {}
 
 
-@pytest.mark.parametrize("major", [15, 18])
+@pytest.mark.parametrize("major", [11, 15, 18])
 def test_wait_timeout_during_a_long_replay_keeps_the_slot_the_standby_streams_through(
         bed, collection, major):
     """A wait that runs out while the started node still replays (the new primary wrote a
@@ -74,7 +74,8 @@ def test_wait_timeout_during_a_long_replay_keeps_the_slot_the_standby_streams_th
     assert re.search(r"Drop the replication slot this run created\] \**\s+skipping", out), out
     assert _slots(new).keys() == {"db1"}            # ... and it is there for the node
     assert "is kept: the node is configured to stream through it" in out
-    assert "primary_slot_name = 'db1'" in (old.datadir / "postgresql.auto.conf").read_text()
+    standby_conf = "recovery.conf" if major == 11 else "postgresql.auto.conf"
+    assert "primary_slot_name = 'db1'" in (old.datadir / standby_conf).read_text()
     new.wait_until(lambda: _slots(new) == {"db1": True}, timeout=600,
                    what="the node streaming through db1")
     _assert_rejoined(fo)
