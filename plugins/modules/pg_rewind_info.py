@@ -72,7 +72,7 @@ attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
-    details: The module never changes anything.
+    details: In check mode it drops no replication slot (see O(drop_unused_slot)); it never changes the target.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
