@@ -361,8 +361,8 @@ settings_raised:
       (C(from)) and the value they must be raised to (C(to)). Empty when none is lower or
       C(hot_standby) is off.
     - Written to C(postgresql.auto.conf) whether or not O(write_recovery_conf) is set, also when no
-      rewind is needed (then C(changed)): the node cannot start as a standby without them, whoever
-      writes its standby configuration. Not in check mode.
+      rewind is needed (then C(changed)), because the node cannot start as a standby without them,
+      whoever writes its standby configuration. Not in check mode.
     - Also in check mode. Missing (with a warning) when the target's C(postgres) binary is not found.
   returned: when the target's postgres binary is found
   type: dict
