@@ -25,7 +25,7 @@ from .apply.execute import execute_plan, install_restored_wal, sanitize_copied_a
 from .plan.identical import drop_identical_copies
 from .plan.facts import ScanStart, facts_from_journal, gather_facts, journal_state, \
     scan_target_changes, target_facts
-from .apply.finish import finish, standby_configuration
+from .apply.finish import finish, node_configuration
 from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
 from .target.journal import Journal
@@ -181,9 +181,9 @@ def _rejoin(run, journal, control, restore, facts, refusal) -> None:
         elif choice.path == PATH_REWIND:
             _report_plan(run, planned)
             _carry_out(run, facts, planned.plan, journal, planned.changes.blocks, restore)
-        elif run.options.write_recovery_conf:
+        elif run.options.write_recovery_conf or raised:
             check_not_running(run.pgdata)
-            standby_configuration(run, control, raised)
+            node_configuration(run, control, raised)
 
 
 def _choose_path(run, facts, refusal, restore) -> tuple:
@@ -355,8 +355,7 @@ def _resume(run, journal):
         if run.standby_slot:
             _reserve_wal(run)       # the standby's slot: still there
         raised = raise_settings(options, run.pgdata, [target_facts(run.pgdata)], result)
-        if options.write_recovery_conf:
-            standby_configuration(run, control, raised)
+        node_configuration(run, control, raised)
         result["duration_s"] = run.timer.durations
         return result
     run.target.sync_whole_tree = True   # what the interrupted run wrote may not be on disk

@@ -476,8 +476,9 @@ settings_raised:
       replay from (the new primary's), with their effective value in the target's own configuration
       (C(from)) and the value they must be raised to (C(to)). Empty when none is lower or
       C(hot_standby) is off.
-    - Written to C(postgresql.auto.conf) with O(write_recovery_conf); otherwise whoever writes the
-      standby configuration must write them (the role C(pgops.rewind.pg_rewind) does).
+    - Written to C(postgresql.auto.conf) whether or not O(write_recovery_conf) is set, also when no
+      rewind is needed (then C(changed)), because the node cannot start as a standby without them,
+      whoever writes its standby configuration. Not in check mode.
     - Also in check mode. Missing (with a warning) when the target's C(postgres) binary is not found.
   returned: when the target's postgres binary is found
   type: dict

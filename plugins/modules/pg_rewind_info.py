@@ -20,7 +20,10 @@ description:
     V(clone)) with what each costs, and RV(preflight), the checks a run needs to pass (ownership,
     free space, WAL, the source's privileges, hint-bit protection), so a rejoin that cannot work is
     known before the old primary is stopped.
-  - Changes nothing, on the target or on the source.
+  - Changes nothing on the target. With a running source it reviews the replication slots
+    M(pgops.rewind.pg_rewind) created there (RV(slots)), warns about each inactive one with the WAL
+    it holds, and drops the node's own slot once the node streams without it (O(drop_unused_slot));
+    that drop is the only change it makes (C(changed)).
   - While a M(pgops.rewind.pg_rewind) run works on O(target_pgdata), fails at once with
     C(error_code=rewind_in_progress) and RV(rewind_in_progress) naming that run (the target's files
     are changing), so a role or playbook can stop before it stops or changes anything.
@@ -45,13 +48,35 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  slot_name:
+    description:
+      - The replication slot M(pgops.rewind.pg_rewind) reserves for this node on the source (its
+        O(pgops.rewind.pg_rewind#module:slot_name)); default C(pgops_rewind_<host name>), as there.
+      - Used to tell the node's own slot among the slots of this collection on the source.
+    type: str
+    version_added: 0.2.0
+  drop_unused_slot:
+    description:
+      - Drop the node's slot (O(slot_name)) when it is inactive while the node runs as a standby
+        whose WAL receiver streams without it (another slot or none), since the slot then keeps the
+        source's WAL for no one. This is how a slot left by M(pgops.rewind.pg_rewind) with
+        C(keep_slot=false) (its default without O(pgops.rewind.pg_rewind#module:write_recovery_conf))
+        does not outlive its purpose.
+      - The node's state is read from O(target_server); without it, when the node's server runs,
+        through its Unix socket (the directory and port its C(postmaster.pid) names) as the user the
+        module runs as. A node that cannot be asked is not known to stream, and nothing is dropped
+        (inactive slots are still reported with a warning).
+      - Not in check mode (RV(slots) says C(unused)). V(false) only reports.
+    type: bool
+    default: true
+    version_added: 0.2.0
   restore_command:
     version_added: 0.2.0
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
-    details: The module never changes anything.
+    details: In check mode it drops no replication slot (see O(drop_unused_slot)); it never changes the target.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
@@ -379,6 +404,25 @@ preflight:
     check: {description: "Name of the check.", type: str}
     ok: {description: "It passed.", type: bool}
     message: {description: "What was found, or what to do.", type: str}
+slots:
+  description:
+    - The physical replication slots of this collection on the source (named C(pgops_rewind_...),
+      or O(slot_name)); each inactive one also gives a warning with the WAL it holds.
+  returned: when O(source_server) is given
+  version_added: 0.2.0
+  type: list
+  elements: dict
+  contains:
+    name: {description: "Slot name.", type: str}
+    active: {description: "A walsender streams through it.", type: bool}
+    restart_lsn: {description: "Oldest WAL it keeps (null: none).", type: str}
+    wal_held_bytes: {description: "The source's WAL position minus restart_lsn.", type: int}
+    unused:
+      description: The node's slot, inactive while the node streams without it (O(drop_unused_slot)).
+      type: bool
+    dropped: {description: "Dropped by this run.", type: bool}
+  sample: [{name: pgops_rewind_db1, active: false, restart_lsn: 0/3000028, wal_held_bytes: 50331648,
+            unused: true, dropped: true}]
 rewind_in_progress:
   description:
     - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
@@ -488,6 +532,9 @@ from ansible_collections.pgops.rewind.plugins.module_utils.module_support import
     target_conninfo)
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import inspect_and_assess
 from ansible_collections.pgops.rewind.plugins.module_utils.source.factory import open_source
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.unused_slots import (
+    node_status, review_slots)
+from ansible_collections.pgops.rewind.plugins.module_utils.standby.walreserve import default_slot_name
 
 
 def main():
@@ -496,6 +543,8 @@ def main():
         target_pgdata=dict(type="path", required=True),
         target_server=dict(type="str", no_log=True),
         check_replication=dict(type="bool", default=False),
+        slot_name=dict(type="str"),
+        drop_unused_slot=dict(type="bool", default=True),
     )
     argument_spec.update(login_argument_spec(TARGET_PREFIX))
     module = AnsibleModule(argument_spec=argument_spec,
@@ -512,20 +561,30 @@ def main():
                              connect_timeout=params["connect_timeout"],
                              source_timeout=params["source_timeout"])
         try:
-            return inspect_and_assess(
+            result = inspect_and_assess(
                 params["target_pgdata"], source, target_server,
                 restore_command=params["restore_command"], fallback=params["fallback"],
                 clone_when=params["clone_when"], replication=params["check_replication"])
         finally:
             if source is not None:
                 source.close()
+        if source_conninfo(params):
+            review = review_slots(source_conninfo(params),
+                                  params["slot_name"] or default_slot_name(),
+                                  node_status(params["target_pgdata"], result.get("server")),
+                                  drop=params["drop_unused_slot"] and not module.check_mode,
+                                  connect_timeout=params["connect_timeout"])
+            result["slots"] = review["slots"]
+            result["changed"] = review["changed"]
+            result.setdefault("warnings", []).extend(review["warnings"])
+        return result
 
     result = run_engine(module, work)
     if source_conninfo(params):
         result["source_connection"] = connection_shown(source_conninfo(params))
     if target_server:
         result["target_connection"] = connection_shown(target_server)
-    module.exit_json(changed=False, **result)
+    module.exit_json(**dict({"changed": False}, **result))
 
 
 if __name__ == "__main__":

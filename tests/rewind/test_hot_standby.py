@@ -49,16 +49,24 @@ def test_lower_settings_are_raised_and_the_standby_starts(bed, collection, major
     assert again["changed"] is False and again["settings_raised"] == {}
 
 
-@pytest.mark.parametrize("major", [12, 17])
-def test_no_rewind_needed_raises_from_the_new_primarys_control_data(bed, collection, major):
+@pytest.mark.parametrize("major, write_recovery_conf", [(12, True), (17, True), (15, False)])
+def test_no_rewind_needed_raises_from_the_new_primarys_control_data(
+        bed, collection, major, write_recovery_conf):
     """The old primary stopped before the fork: it replays the new primary's WAL,
-    parameter changes included, from its own pg_control."""
+    parameter changes included, from its own pg_control. Without write_recovery_conf
+    the raise is written all the same (the operator configures the standby)."""
     fo = switchover(bed, major)
     _raise_on_new_primary(fo)
-    result = rewind(fo, bindir=str(fo.old_primary.bindir))
+    result = rewind(fo, bindir=str(fo.old_primary.bindir),
+                    write_recovery_conf=write_recovery_conf)
     assert not result["failed"], result.get("msg")
     assert result["rewind_required"] is False
     assert result["settings_raised"] == RAISED
+    assert result["changed"] is True
+    if not write_recovery_conf:
+        assert _auto_conf_settings(fo) == {"max_connections": "60",
+                                           "max_locks_per_transaction": "80"}
+        fo.old_primary.make_standby_of(fo.new_primary)
     assert_follows_and_matches(fo)
 
 
@@ -81,3 +89,26 @@ def test_unreadable_configuration_is_refused_before_any_change(bed, collection):
     result = rewind(fo, bindir=str(fo.old_primary.bindir))
     assert result["failed"] and result["error_code"] == "settings_unreadable", result.get("msg")
     assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+
+
+@pytest.mark.parametrize("major, path", [(11, "rewind"), (15, "rewind"), (18, "rewind"),
+                                         (16, "clone")])
+def test_without_write_recovery_conf_the_raise_is_written_for_an_operator_standby(
+        bed, collection, major, path):
+    """Used as pg_rewind is (no write_recovery_conf), then configured as a standby by the
+    operator's own means: the node starts, because the raise is in postgresql.auto.conf."""
+    fo = failover(bed, major)
+    _raise_on_new_primary(fo)
+    clone = {"fallback": "clone", "clone_when": "always"} if path == "clone" else {}
+    result = rewind(fo, write_recovery_conf=False, bindir=str(fo.old_primary.bindir), **clone)
+    assert not result["failed"], result.get("msg")
+    assert result.get("path", "rewind") == path
+    assert result["settings_raised"] == RAISED
+    assert "standby_files_written" not in result
+    assert _auto_conf_settings(fo) == {"max_connections": "60",
+                                       "max_locks_per_transaction": "80"}
+    assert not (fo.old_primary.datadir / "standby.signal").exists()
+    fo.old_primary.make_standby_of(fo.new_primary)      # the operator's own configuration
+    assert_follows_and_matches(fo)
+    assert fo.old_primary.scalar("SHOW max_connections") == "60"
+    assert fo.old_primary.scalar("SHOW max_locks_per_transaction") == "80"

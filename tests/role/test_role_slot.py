@@ -2,6 +2,10 @@
 streams when it is not kept, dropped when a later step fails, and a source role that
 may not create it is refused before the node is stopped."""
 
+import re
+
+import pytest
+
 from role.test_role import _assert_rejoined, _changed, _play
 from support.scenarios import failover
 
@@ -46,3 +50,32 @@ def test_source_role_without_replication_stops_nothing(bed, collection):
     assert "Stop the node with pg_ctl" not in result["stdout"]
     assert fo.old_primary.is_alive() and not fo.old_primary.in_recovery()
     assert _slots(fo.new_primary) == {}
+
+
+@pytest.mark.parametrize("major", [11, 15, 18])
+def test_wait_timeout_during_a_long_replay_keeps_the_slot_the_standby_streams_through(
+        bed, collection, major):
+    """A wait that runs out while the started node still replays (the new primary wrote a
+    lot after the failover, and pg_rewind_wait_timeout is tiny) fails the run, but the
+    node keeps replaying and then streams through the slot it is configured with: the
+    rescue must not drop that slot."""
+    fo = failover(bed, major)
+    old, new = fo.old_primary, fo.new_primary
+    new.sql("CREATE TABLE bulk AS SELECT g, repeat('x', 100) AS pad "
+            "FROM generate_series(1, 3000000) g")
+    result = _play(fo, pg_rewind_wait_timeout=1, pg_rewind_primary_slot_name="db1")
+    assert result["rc"] != 0, result["stdout"][-5000:]
+    out = result["stdout"]
+    assert "Rewind the node to the new primary's history" in out
+    assert "Start the node with pg_ctl" in out
+    assert old.is_alive()                           # still replaying
+    # The rescue does not even try to drop it (whether a drop would fail depends on
+    # whether the node streams at that instant) ...
+    assert re.search(r"Drop the replication slot this run created\] \**\s+skipping", out), out
+    assert _slots(new).keys() == {"db1"}            # ... and it is there for the node
+    assert "is kept: the node is configured to stream through it" in out
+    standby_conf = "recovery.conf" if major == 11 else "postgresql.auto.conf"
+    assert "primary_slot_name = 'db1'" in (old.datadir / standby_conf).read_text()
+    new.wait_until(lambda: _slots(new) == {"db1": True}, timeout=600,
+                   what="the node streaming through db1")
+    _assert_rejoined(fo)

@@ -37,7 +37,7 @@ from ..errors import RefusedError, SourceError
 from .execute import execute_plan
 from ..plan.identical import drop_identical_copies
 from ..plan.filemap import COPY, CREATE, FileAction, Plan
-from .finish import standby_configuration
+from .finish import node_configuration
 from ..standby.hot_standby import raise_settings
 from ..pg.lsn import parse_lsn
 from ..target.runlock import RunLock
@@ -375,8 +375,7 @@ def _copy_and_finish(run, clone: Clone, journal: str) -> None:
     target = done.pop("target")
     after = clone.source.control_file()         # read after the backup stopped: last
     raised = raise_settings(options, clone.pgdata, [after], result)   # the node's own config
-    if options.write_recovery_conf:
-        standby_configuration(run, after, raised, target=target)
+    node_configuration(run, after, raised, target=target)
     faults.step("clone pg_control")
     target.replace_file(CONTROL_PATH, after.raw)      # the clone is complete
     shutil.rmtree(journal)

@@ -17,7 +17,7 @@ import hashlib
 from ..pg.controlfile import CONTROL_PATH
 from ..standby.hot_standby import raise_settings
 from ..pg.lsn import format_lsn
-from ..standby.config import derive_primary_conninfo, standby_files
+from ..standby.config import derive_primary_conninfo, raised_settings_file, standby_files
 from ..target.directory import BACKUP_LABEL, backup_label_text, rewound_control_file
 
 
@@ -32,13 +32,33 @@ def finish(run, facts, journal) -> None:
     target.replace_file(BACKUP_LABEL, backup_label_text(redo, tli, checkpoint,
                                                         facts.target.xlog_seg_size).encode())
     raised = raise_settings(run.options, run.pgdata, [after], run.result)   # the kept config
-    if run.options.write_recovery_conf:
-        standby_configuration(run, facts.target, raised)
+    node_configuration(run, facts.target, raised)
     control = rewound_control_file(after, end_lsn, end_tli)
     journal.update(final_control_sha256=hashlib.sha256(control).hexdigest())
     target.replace_file(CONTROL_PATH, control)          # the rewind is complete
     journal.complete()
     run.result["min_recovery_point"] = {"lsn": format_lsn(end_lsn), "timeline": end_tli}
+
+
+def node_configuration(run, control, raised, target=None) -> None:
+    """What a rewound or cloned node needs before it can start: the standby configuration
+    with write_recovery_conf; else at least the raised hot-standby settings, since a node
+    that someone else configures as a standby refuses to start without them."""
+    if run.options.write_recovery_conf:
+        standby_configuration(run, control, raised, target)
+    else:
+        raised_settings(run, raised, target)
+
+
+def raised_settings(run, raised, target=None) -> None:
+    """The raised hot-standby settings alone, in postgresql.auto.conf (reported, as
+    always, in settings_raised)."""
+    changes = raised_settings_file(run.pgdata if target is None else target.root, raised)
+    if not run.options.check_mode:
+        for rel, text in sorted(changes.items()):
+            (target or run.target).replace_file(rel, text.encode("utf-8", "surrogateescape"))
+    if changes:
+        run.result["changed"] = True
 
 
 def standby_configuration(run, control, raised=None, target=None) -> None:
