@@ -10,19 +10,47 @@ PostgreSQL itself would do at its next start.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .assessment import REWIND_IMPOSSIBLE
 from ..target.commands import RestoreCommand, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from ..errors import RefusedError
 from .facts import check_compatible, target_facts
-from ..target.directory import is_pending_rewind
+from ..target.directory import check_not_running, is_pending_rewind, server_running
+from ..target.server_status import server_status
+from ..pg.lsn import parse_lsn
 
 
-def cleanly_stopped_target(pgdata, options, result, control):
+def stopped_or_dry_run(pgdata, options, result) -> Optional[int]:
+    """None when the target's server is stopped. A running one is refused
+    (target_running) unless in check mode, where the run answers from that server as
+    pg_rewind_info does: its files as they are, read up to the WAL position its server
+    reports (target_server; without it, up to its latest checkpoint), returned (0:
+    unknown). A real run needs it stopped first (the role stops it)."""
+    if not options.check_mode:
+        check_not_running(pgdata)
+        return None
+    if not server_running(pgdata):
+        return None
+    status = server_status(options.target_server) if options.target_server else {}
+    position = status.get("wal_position")
+    result["target_running"] = True
+    result.setdefault("warnings", []).append(
+        "the target server is running on %s: a real run needs it stopped first (the role "
+        "pgops.rewind.pg_rewind stops it). This dry run read its WAL up to %s; what it "
+        "writes until it stops is discarded too." % (
+            pgdata, "%s, where its server is now" % position if position else
+            "its latest checkpoint (give target_server to read up to where it is now)"))
+    return parse_lsn(position) if position else 0
+
+
+def cleanly_stopped_target(pgdata, options, result, control, running: bool = False):
     """The target's control file, after crash recovery if it was not stopped cleanly
-    (None in check mode, where that recovery cannot be run)."""
+    (None in check mode, where that recovery cannot be run). A running target (check
+    mode only) is taken as the clean stop a real run starts from."""
     result["target_state_before"] = control.state_name
-    if control.cleanly_shut_down or is_pending_rewind(pgdata, control):
+    if control.cleanly_shut_down or is_pending_rewind(pgdata, control) or running:
         return control
     if not options.ensure_shutdown:
         raise RefusedError("the target was not shut down cleanly (state: %s)." % control.state_name,
