@@ -30,8 +30,8 @@ from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
 from .target.journal import Journal
 from .options import RewindOptions
-from .plan.preconditions import check_source, cleanly_stopped_target, restore_command_for, \
-    stopped_or_dry_run, validate_source
+from .plan.preconditions import check_source, cleanly_stopped_target, config_file_for, \
+    restore_command_for, stopped_or_dry_run, validate_source
 from .runtime.progress import PhaseTimer, Progress, default_path
 from .target.runlock import RunLock
 from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
@@ -129,6 +129,7 @@ def _facts(run, restore_dir, running=None):
         run.source = _open_source(options, run.timer.limit)
         _report_tls(run)
         validate_source(run.source, control, options)   # before crash recovery changes it
+        config_file_for(options, control, pgdata, run.result)
         control = cleanly_stopped_target(pgdata, options, run.result, control,
                                          running is not None)
         if control is None:

@@ -90,8 +90,12 @@ options:
       - Found automatically in the usual package locations when not given.
     type: path
   config_file:
-    description: Server configuration file of the target when it lives outside the data directory
-      (Debian's C(/etc/postgresql/...)), for the C(postgres) runs.
+    description:
+      - Server configuration file of the target when it lives outside the data directory
+        (Debian's C(/etc/postgresql/...)), for the C(postgres) runs.
+      - Without it, and without a C(postgresql.conf) in O(target_pgdata), the Debian cluster's
+        (C(/etc/postgresql/<major>/<cluster>/postgresql.conf) whose C(data_directory) is
+        O(target_pgdata)) is used, and returned as RV(config_file).
     type: path
   restore_target_wal:
     description: Use the target's own configured C(restore_command) for missing WAL segments
@@ -365,6 +369,11 @@ crash_recovery:
   description: The target was not shut down cleanly and crash recovery was run (or would be) first.
   returned: when it happened
   type: bool
+config_file:
+  description: The Debian cluster's postgresql.conf found for the target (O(config_file) not given).
+  returned: when found so
+  type: str
+  version_added: 0.2.0
 target_running:
   description: The target's server runs; only a dry run (check mode) answers then, planning from
     its files as they are (see O(target_server)). A real run needs it stopped first.

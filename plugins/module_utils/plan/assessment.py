@@ -26,6 +26,7 @@ from ..pg.lsn import format_lsn
 from ..target.runlock import in_progress_error, running_rewind
 from ..runtime.scratch import ScratchDirectory
 from ..target.server_status import replay_lag_bytes, server_status
+from ..target.config_location import config_check, locate_config
 from ..pg.datadir import list_datadir
 from ..wal.summary import changes_source
 
@@ -227,10 +228,10 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
 
 
 def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[str] = None,
-                       **options) -> dict:
-    """What pg_rewind_info reports: the target's control data and server, and, given a
-    source, the facts, the plan and the preflight. Refuses while a rewind runs on the
-    target (its files are changing), naming that run."""
+                       config_file: Optional[str] = None, **options) -> dict:
+    """What pg_rewind_info reports: the target's control data, server and configuration
+    files, and, given a source, the facts, the plan and the preflight. Refuses while a
+    rewind runs on the target (its files are changing), naming that run."""
     holder = running_rewind(target_pgdata)
     if holder is not None:
         raise in_progress_error(os.path.abspath(target_pgdata), holder)
@@ -252,7 +253,18 @@ def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[
         position = format_lsn(source.wal_position(source.control_file()))
         server["replay_lag_bytes"] = replay_lag_bytes(server, position)
     result.update(assess(target_pgdata, source, **options))
+    _check_config(target_pgdata, result, config_file, server)
     return result
+
+
+def _check_config(pgdata: str, result: dict, given: Optional[str], server) -> None:
+    """Where the configuration is (result["config"]), and the preflight check config_file:
+    found now, while the node may run, not after it was stopped."""
+    major = result["target"]["pg_major"]
+    location = locate_config(pgdata, major, given, server)
+    result["config"] = location
+    ok, message = config_check(os.path.abspath(pgdata), major, location)
+    result.setdefault("preflight", []).append(asdict(Check("config_file", ok, message)))
 
 
 def _writable(pgdata: str) -> Check:

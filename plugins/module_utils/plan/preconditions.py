@@ -20,6 +20,7 @@ from .facts import check_compatible, target_facts
 from ..target.directory import check_not_running, is_pending_rewind, server_running
 from ..target.server_status import server_status
 from ..pg.lsn import parse_lsn
+from ..target.config_location import locate_config
 
 
 def stopped_or_dry_run(pgdata, options, result) -> Optional[int]:
@@ -43,6 +44,18 @@ def stopped_or_dry_run(pgdata, options, result) -> Optional[int]:
             pgdata, "%s, where its server is now" % position if position else
             "its latest checkpoint (give target_server to read up to where it is now)"))
     return parse_lsn(position) if position else 0
+
+
+def config_file_for(options, control, pgdata, result) -> None:
+    """Without config_file and without a postgresql.conf in the data directory, the Debian
+    cluster's (postgresql-common) whose data_directory it is: for the postgres runs (crash
+    recovery, settings), as the server itself would be started with it."""
+    if options.config_file:
+        return
+    location = locate_config(pgdata, control.major)
+    if location["found_by"] == "debian_layout":
+        options.config_file = location["config_file"]
+        result["config_file"] = location["config_file"]
 
 
 def cleanly_stopped_target(pgdata, options, result, control, running: bool = False):

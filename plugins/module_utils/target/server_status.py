@@ -37,6 +37,7 @@ def server_status(conninfo: str, connect_timeout: int = 10) -> dict:
             in_recovery, version = cur.fetchone()
             status = {"running": True, "in_recovery": in_recovery,
                       "server_version_num": version, "wal_receiver": None}
+            status.update(_configuration_paths(cur))
             if not in_recovery:
                 cur.execute("SELECT pg_catalog.pg_current_wal_lsn()::text, "
                             "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn())")
@@ -64,6 +65,17 @@ def server_status(conninfo: str, connect_timeout: int = 10) -> dict:
         return {"running": True, "error": str(exc).strip()}
     finally:
         conn.close()
+
+
+def _configuration_paths(cur) -> dict:
+    """{config_file, hba_file, ident_file} as the server runs with them (superusers and
+    pg_read_all_settings may read them; {} otherwise)."""
+    try:
+        cur.execute("SELECT current_setting('config_file'), current_setting('hba_file'), "
+                    "current_setting('ident_file')")
+    except psycopg2.Error:
+        return {}
+    return dict(zip(("config_file", "hba_file", "ident_file"), cur.fetchone()))
 
 
 def replay_lag_bytes(standby: dict, primary_position: str):
