@@ -39,7 +39,7 @@ options:
   target_server:
     description:
       - libpq connection string of the target's own server. Used only in check mode while that server
-        runs (a dry run ahead of stopping it): its current WAL position is where the dry run reads
+        runs (a dry run ahead of stopping it); its current WAL position is where the dry run reads
         the target's WAL to, as a stop would leave it. Without it, a dry run on a running target
         reads up to its latest checkpoint (a warning says so).
     type: str

@@ -39,7 +39,7 @@ options:
   config_file:
     description:
       - The target's C(postgresql.conf) when it lives outside the data directory. Without it, it is
-        found: from the running server (O(target_server)), in the data directory, or in Debian's
+        found from the running server (O(target_server)), in the data directory, or in Debian's
         layout (the C(/etc/postgresql/<major>/<cluster>/postgresql.conf) whose C(data_directory) is
         O(target_pgdata)); see RV(config) and the preflight check C(config_file).
     type: path
