@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from support.ansible import run_module
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import failover
 
@@ -57,7 +58,7 @@ def test_dry_run_without_target_server_says_how_far_it_read(bed, collection):
     dry = rewind(fo, check=True)
     assert not dry["failed"], dry.get("msg")
     assert dry["target_running"] is True and dry["rewind_required"] is True
-    assert "up to its latest checkpoint (give target_server" in _warnings(dry)
+    assert "what its pg_control records (give target_server" in _warnings(dry)
     assert fo.old_primary.is_alive() and not fo.old_primary.in_recovery()
 
 
@@ -66,3 +67,20 @@ def test_a_real_run_still_refuses_a_running_target(bed, collection):
     result = rewind(fo, target_server=fo.old_primary.conninfo())
     assert result["failed"] and result["error_code"] == "target_running", result.get("msg")
     assert fo.old_primary.is_alive() and not fo.old_primary.in_recovery()
+
+
+@pytest.mark.parametrize("major", [11, 18])
+def test_info_reads_a_running_primary_past_its_checkpoint(bed, collection, major):
+    """pg_rewind_info on the old primary that still runs, with no checkpoint since the
+    fork: its pg_control alone says it stopped before the fork; its server says where it
+    is, and the answer is the rewind a real run makes."""
+    fo = failover(bed, major, stop_mode=None)
+    old = fo.old_primary
+    info = run_module("pg_rewind_info", {"target_pgdata": str(old.datadir),
+                                         "source_server": fo.new_primary.conninfo(),
+                                         "target_server": old.conninfo()})
+    assert not info["failed"], info.get("msg")
+    assert info["server"]["running"] and not info["server"]["in_recovery"]
+    assert (info["rewind_required"], info["plan"]["path"]) == (True, "rewind"), info["reason"]
+    assert info["discarded"]["transactions"]["committed"] > 0
+    assert old.postmaster_pid() and not old.in_recovery()

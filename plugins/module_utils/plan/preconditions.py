@@ -18,32 +18,32 @@ from ..target.commands import RestoreCommand, crash_recovery, find_postgres, \
 from ..errors import RefusedError
 from .facts import check_compatible, target_facts
 from ..target.directory import check_not_running, is_pending_rewind, server_running
-from ..target.server_status import server_status
-from ..pg.lsn import parse_lsn
+from ..target.server_status import server_status, written_past_control
 from ..target.config_location import locate_config
 
 
 def stopped_or_dry_run(pgdata, options, result) -> Optional[int]:
     """None when the target's server is stopped. A running one is refused
     (target_running) unless in check mode, where the run answers from that server as
-    pg_rewind_info does: its files as they are, read up to the WAL position its server
-    reports (target_server; without it, up to its latest checkpoint), returned (0:
-    unknown). A real run needs it stopped first (the role stops it)."""
+    pg_rewind_info does: its files as they are, a primary's WAL read up to the position
+    its server reports (target_server; without it, up to what pg_control records),
+    returned (0: none). A real run needs it stopped first (the role stops it)."""
     if not options.check_mode:
         check_not_running(pgdata)
         return None
     if not server_running(pgdata):
         return None
     status = server_status(options.target_server) if options.target_server else {}
-    position = status.get("wal_position")
+    written = written_past_control(status)
     result["target_running"] = True
     result.setdefault("warnings", []).append(
         "the target server is running on %s: a real run needs it stopped first (the role "
         "pgops.rewind.pg_rewind stops it). This dry run read its WAL up to %s; what it "
         "writes until it stops is discarded too." % (
-            pgdata, "%s, where its server is now" % position if position else
-            "its latest checkpoint (give target_server to read up to where it is now)"))
-    return parse_lsn(position) if position else 0
+            pgdata, "%s, where its server is now" % status["wal_position"] if written else
+            "what its pg_control records (give target_server to read a running primary's "
+            "up to where it is now)"))
+    return written
 
 
 def config_file_for(options, control, pgdata, result) -> None:

@@ -10,6 +10,8 @@ after the restart until the rewound node streams.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..errors import SourceError
 from ..source.libpq import HAS_PSYCOPG2, psycopg2, secrets_of
 from ..pg.lsn import parse_lsn
@@ -76,6 +78,16 @@ def _configuration_paths(cur) -> dict:
     except psycopg2.Error:
         return {}
     return dict(zip(("config_file", "hba_file", "ident_file"), cur.fetchone()))
+
+
+def written_past_control(status: Optional[dict]) -> int:
+    """Where a running primary is in its WAL (0: not running, a standby, or unknown): what
+    it wrote after its latest checkpoint, which pg_control does not record, a rewind
+    undoes too. A standby's pg_control (minRecoveryPoint) is left as it is."""
+    status = status or {}
+    if not status.get("running") or status.get("in_recovery") or not status.get("wal_position"):
+        return 0
+    return parse_lsn(status["wal_position"])
 
 
 def replay_lag_bytes(standby: dict, primary_position: str):
