@@ -31,7 +31,7 @@ from .source.factory import open_source
 
 _SECRETS = ("source_server", "primary_conninfo", "target_server", "restore_command")
 _INFO_PARAMS = ("target_pgdata", "source_server", "source_pgdata", "target_server")
-_ASSESS_PARAMS = ("restore_command", "fallback", "clone_when")
+_ASSESS_PARAMS = ("restore_command", "fallback", "clone_when", "config_file")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="all parameters as one JSON object (- reads stdin)")
     parser.add_argument("--check", action="store_true", help="dry run (check mode)")
     for field in dataclasses.fields(RewindOptions):
-        if field.name == "check_mode":
+        if field.name in ("check_mode", "target_server"):     # (target_server: below)
             continue
         flag = "--" + field.name.replace("_", "-")
         if field.type in ("bool", bool, "Optional[bool]"):

@@ -135,7 +135,8 @@ CATALOG = {
                            "Rebuild this node from a base backup; enable wal_log_hints (or "
                            "checksums) on every node so the next failover can be rewound."),
     "target_running": ("The target server is running.",
-                       "Stop it first; the role pgops.rewind.pg_rewind does that for you."),
+                       "Stop it first; the role pgops.rewind.pg_rewind does that for you. A dry "
+                       "run (check mode) answers while it runs (give target_server)."),
     "target_unclean": ("The target was not shut down cleanly.",
                        "Set ensure_shutdown: true (the default), or start and stop it cleanly."),
     "target_ahead": ("On the same timeline, the target's WAL goes further than the source's.",
@@ -193,8 +194,9 @@ CATALOG = {
     "settings_unreadable": ("The target's configuration cannot be read (postgres -C failed) to "
                             "compare its hot-standby settings with the new primary's.",
                             "Fix the configuration (the server would not start with it either), "
-                            "or give config_file when it lives outside the data directory, and "
-                            "run again."),
+                            "or give config_file when it lives outside the data directory (a "
+                            "Debian cluster's is found without it; the role also asks the "
+                            "running server), and run again."),
     # one run at a time; no server started under a running rewind
     "rewind_in_progress": ("Another pgops.rewind run holds the target (the message names its "
                            "pid, host and start time); this run read and changed nothing.",

@@ -46,4 +46,5 @@ class RewindOptions:
     slot_name: Optional[str] = None        # None: walreserve.default_slot_name()
     keep_slot: Optional[bool] = None       # None: as write_recovery_conf
     check_mode: bool = False
+    target_server: Optional[str] = None    # check mode on a running target: its WAL position
     use_wal_summaries: str = "auto"        # anything else: always scan the target's WAL

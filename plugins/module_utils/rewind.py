@@ -30,8 +30,8 @@ from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
 from .target.journal import Journal
 from .options import RewindOptions
-from .plan.preconditions import check_source, cleanly_stopped_target, restore_command_for, \
-    validate_source
+from .plan.preconditions import check_source, cleanly_stopped_target, config_file_for, \
+    restore_command_for, stopped_or_dry_run, validate_source
 from .runtime.ratelimit import parse_rate
 from .runtime.progress import PhaseTimer, Progress, default_path
 from .target.runlock import RunLock
@@ -95,7 +95,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     run = Run(options, pgdata, timer, {"changed": False},
               TargetDirectory(pgdata, sync=options.sync))
     run.target.check_writer()
-    check_not_running(pgdata)
+    running = stopped_or_dry_run(pgdata, options, run.result)   # (check mode: may run)
     sweep_dead()                # restored WAL left by this user's killed runs
     journal = Journal(pgdata, sync=options.sync)
     if journal.exists():
@@ -105,7 +105,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
             journal.discard()       # interrupted before it changed anything: start afresh
     scratch = ScratchDirectory()        # WAL restored from the archive goes here
     try:
-        found = _facts(run, scratch.path)
+        found = _facts(run, scratch.path, running)
         if found is not None:       # None: check mode with an unclean target stops here
             _rejoin(run, journal, *found)
     finally:
@@ -133,7 +133,7 @@ def _check_parameters(options) -> None:
                            "local data directory.", code="bad_parameters")
 
 
-def _facts(run, restore_dir):
+def _facts(run, restore_dir, running=None):
     """(target control, restore command, facts, refusal): facts None when finding them
     met a refusal (`refusal`); None when check mode stops at an unclean target."""
     options, pgdata = run.options, run.pgdata
@@ -142,13 +142,15 @@ def _facts(run, restore_dir):
         run.source = _open_source(options, run.timer.limit)
         _report_tls(run)
         validate_source(run.source, control, options)   # before crash recovery changes it
-        control = cleanly_stopped_target(pgdata, options, run.result, control)
+        config_file_for(options, control, pgdata, run.result)
+        control = cleanly_stopped_target(pgdata, options, run.result, control,
+                                         running is not None)
         if control is None:
             return None
         restore = restore_command_for(options, control, pgdata, restore_dir)
         facts = refusal = None
         try:
-            facts = gather_facts(pgdata, control, run.source, restore)
+            facts = gather_facts(pgdata, control, run.source, restore, running or 0)
         except RewindError as exc:
             refusal = exc
         if facts is not None:
@@ -182,7 +184,8 @@ def _rejoin(run, journal, control, restore, facts, refusal) -> None:
             _report_plan(run, planned)
             _carry_out(run, facts, planned.plan, journal, planned.changes.blocks, restore)
         elif run.options.write_recovery_conf or raised:
-            check_not_running(run.pgdata)
+            if not run.options.check_mode:
+                check_not_running(run.pgdata)
             node_configuration(run, control, raised)
 
 

@@ -31,9 +31,19 @@ description:
     crash recovery included; a server started on the target while the run plans is refused.
 options:
   target_pgdata:
-    description: Data directory to rewind. Its server must be stopped.
+    description:
+      - Data directory to rewind. Its server must be stopped (C(error_code=target_running)), except
+        in check mode, which answers from a running server (see O(target_server)).
     type: path
     required: true
+  target_server:
+    description:
+      - libpq connection string of the target's own server. Used only in check mode while that server
+        runs (a dry run ahead of stopping it); its current WAL position is where the dry run reads
+        the target's WAL to, as a stop would leave it. Without it, a dry run on a running target
+        reads up to its latest checkpoint (a warning says so).
+    type: str
+    version_added: 0.2.0
   write_recovery_conf:
     description:
       - Configure the target as a standby of the source once rewound (also when no rewind is needed).
@@ -80,8 +90,12 @@ options:
       - Found automatically in the usual package locations when not given.
     type: path
   config_file:
-    description: Server configuration file of the target when it lives outside the data directory
-      (Debian's C(/etc/postgresql/...)), for the C(postgres) runs.
+    description:
+      - Server configuration file of the target when it lives outside the data directory
+        (Debian's C(/etc/postgresql/...)), for the C(postgres) runs.
+      - Without it, and without a C(postgresql.conf) in O(target_pgdata), the Debian cluster's
+        (C(/etc/postgresql/<major>/<cluster>/postgresql.conf) whose C(data_directory) is
+        O(target_pgdata)) is used, and returned as RV(config_file).
     type: path
   restore_target_wal:
     description: Use the target's own configured C(restore_command) for missing WAL segments
@@ -201,6 +215,7 @@ attributes:
     description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: A real dry run. Reads everything, plans, and returns the plan summary; writes nothing.
+      Also on a running target, which a real run refuses (RV(target_running)).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
@@ -470,6 +485,17 @@ crash_recovery:
   description: The target was not shut down cleanly and crash recovery was run (or would be) first.
   returned: when it happened
   type: bool
+config_file:
+  description: The Debian cluster's postgresql.conf found for the target (O(config_file) not given).
+  returned: when found so
+  type: str
+  version_added: 0.2.0
+target_running:
+  description: The target's server runs; only a dry run (check mode) answers then, planning from
+    its files as they are (see O(target_server)). A real run needs it stopped first.
+  returned: check mode, when the target's server runs
+  type: bool
+  version_added: 0.2.0
 settings_raised:
   description:
     - Hot-standby settings of the target lower than recorded in the control data the standby will
@@ -824,6 +850,7 @@ def main():
     argument_spec = rejoin_argument_spec()
     argument_spec.update(
         target_pgdata=dict(type="path", required=True),
+        target_server=dict(type="str", no_log=True),
         write_recovery_conf=dict(type="bool", default=False),
         primary_conninfo=dict(type="str", no_log=True),
         keep_files=dict(type="list", elements="str", default=list(DEFAULT_KEEP_FILES)),
@@ -852,6 +879,7 @@ def main():
     check_connection(module)
     require_source(module, pgdata_allowed=True)
     protect_secrets(module, params["primary_conninfo"])
+    protect_secrets(module, params["target_server"])
     if params["parallel"] < 0:
         module.fail_json(msg="parallel must not be negative (0: two connections per CPU, "
                              "4 to 8).", error_code="bad_parameters")

@@ -43,6 +43,14 @@ options:
         override the same keys of this string, as the source's options do for
         O(source_server).
     type: str
+  config_file:
+    description:
+      - The target's C(postgresql.conf) when it lives outside the data directory. Without it, it is
+        found from the running server (O(target_server)), in the data directory, or in Debian's
+        layout (the C(/etc/postgresql/<major>/<cluster>/postgresql.conf) whose C(data_directory) is
+        O(target_pgdata)); see RV(config) and the preflight check C(config_file).
+    type: path
+    version_added: 0.2.0
   check_replication:
     description: Also check that the source role may create a replication slot (C(REPLICATION)).
     type: bool
@@ -358,6 +366,9 @@ server:
     wal_position: {description: "Current WAL location (replayed, for a standby).", type: str}
     received_position: {description: "Last WAL location received (a standby).", type: str}
     server_version_num: {description: "Its server_version_num.", type: int, sample: 160004}
+    config_file: {description: "The configuration file it runs with (superusers, pg_read_all_settings).", type: str}
+    hba_file: {description: "Its pg_hba.conf.", type: str}
+    ident_file: {description: "Its pg_ident.conf.", type: str}
     wal_receiver:
       description: Its WAL receiver (null when none runs).
       type: dict
@@ -391,7 +402,8 @@ plan:
 preflight:
   description:
     - Checks a run of the chosen path needs to pass, each V({check, ok, message}).
-    - C(target_writable), C(hint_protection), C(source_privileges), C(replication_privilege) (with
+    - C(config_file) (the target's configuration was found, see RV(config)), C(target_writable),
+      C(hint_protection), C(source_privileges), C(replication_privilege) (with
       O(check_replication)), C(wal_available), C(rewind_possible) (when the path is V(clone)),
       C(clone_privileges) (when the clone fallback will run), C(target_space) (one per
       filesystem written to).
@@ -423,6 +435,21 @@ slots:
     dropped: {description: "Dropped by this run.", type: bool}
   sample: [{name: pgops_rewind_db1, active: false, restart_lsn: 0/3000028, wal_held_bytes: 50331648,
             unused: true, dropped: true}]
+config:
+  description:
+    - Where the target's configuration files are, found before anything is stopped.
+  returned: when a source is given (and no interrupted rewind is reported)
+  type: dict
+  version_added: 0.2.0
+  contains:
+    config_file: {description: "Its postgresql.conf (null when not found).", type: str}
+    hba_file: {description: "Its pg_hba.conf (null when unknown).", type: str}
+    ident_file: {description: "Its pg_ident.conf (null when unknown).", type: str}
+    found_by:
+      description: V(given) (O(config_file)), V(server) (the running server's C(config_file)),
+        V(data_directory), V(debian_layout), or null (not found; the check C(config_file) fails).
+      type: str
+    outside_data_directory: {description: "postgresql.conf is not in the data directory.", type: bool}
 rewind_in_progress:
   description:
     - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
@@ -545,6 +572,7 @@ def main():
         check_replication=dict(type="bool", default=False),
         slot_name=dict(type="str"),
         drop_unused_slot=dict(type="bool", default=True),
+        config_file=dict(type="path"),
     )
     argument_spec.update(login_argument_spec(TARGET_PREFIX))
     module = AnsibleModule(argument_spec=argument_spec,
@@ -564,7 +592,8 @@ def main():
             result = inspect_and_assess(
                 params["target_pgdata"], source, target_server,
                 restore_command=params["restore_command"], fallback=params["fallback"],
-                clone_when=params["clone_when"], replication=params["check_replication"])
+                clone_when=params["clone_when"], replication=params["check_replication"],
+                config_file=params["config_file"])
         finally:
             if source is not None:
                 source.close()

@@ -1,5 +1,5 @@
 """`molecule test` of the role's scenario (extensions/molecule/rejoin) on 11, 15 and 18:
-create, fail over, converge, idempotence, testinfra verify, destroy."""
+create, fail over, check (a dry run), converge, idempotence, testinfra verify, destroy."""
 
 import os
 import subprocess
@@ -31,5 +31,6 @@ def test_molecule_rejoin(collection, major, bed):
     (REPO / "tests" / "output").mkdir(exist_ok=True)
     (REPO / "tests" / "output" / ("molecule-%d.txt" % major)).write_text(output)
     assert proc.returncode == 0, output[-8000:]
-    for step in ("create", "prepare", "converge", "idempotence", "verify"):
+    for step in ("create", "prepare", "check", "converge", "idempotence", "verify"):
         assert "%s: Executed: Successful" % step in output.replace("\x1b", ""), step
+    assert "Dry run: 1 of 1 old primaries would be rejoined" in output

@@ -25,7 +25,8 @@ from .filemap import COPY, COPY_TAIL, build_plan
 from ..pg.lsn import format_lsn
 from ..target.runlock import in_progress_error, running_rewind
 from ..runtime.scratch import ScratchDirectory
-from ..target.server_status import replay_lag_bytes, server_status
+from ..target.server_status import replay_lag_bytes, server_status, written_past_control
+from ..target.config_location import config_check, locate_config
 from ..pg.datadir import list_datadir
 from ..wal.summary import changes_source
 
@@ -144,9 +145,10 @@ def space_needed(writes: dict, free: dict) -> list:
 
 def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
            fallback: str = DEFAULT_FALLBACK, clone_when: str = DEFAULT_CLONE_WHEN,
-           replication: bool = False) -> dict:
+           replication: bool = False, running_wal_end: int = 0) -> dict:
     """{plan, preflight} for rejoining `target_pgdata` to `source` (an open Source).
-    Conditions that make one path impossible are findings here, not errors."""
+    Conditions that make one path impossible are findings here, not errors.
+    `running_wal_end`: where the target's running server is in its WAL (past pg_control)."""
     pgdata = os.path.abspath(target_pgdata)
     checks = [_writable(pgdata)]
     control = target_facts(pgdata)
@@ -171,7 +173,7 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
         restore = RestoreCommand(restore_command, control.xlog_seg_size, scratch.path) \
             if restore_command else None
         try:
-            facts = gather_facts(pgdata, control, source, restore)
+            facts = gather_facts(pgdata, control, source, restore, running_wal_end)
             source_files = source.list_files()
             if facts.rewind_required:
                 changes = scan_target_changes(pgdata, facts, restore)
@@ -228,10 +230,10 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
 
 
 def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[str] = None,
-                       **options) -> dict:
-    """What pg_rewind_info reports: the target's control data and server, and, given a
-    source, the facts, the plan and the preflight. Refuses while a rewind runs on the
-    target (its files are changing), naming that run."""
+                       config_file: Optional[str] = None, **options) -> dict:
+    """What pg_rewind_info reports: the target's control data, server and configuration
+    files, and, given a source, the facts, the plan and the preflight. Refuses while a
+    rewind runs on the target (its files are changing), naming that run."""
     holder = running_rewind(target_pgdata)
     if holder is not None:
         raise in_progress_error(os.path.abspath(target_pgdata), holder)
@@ -252,8 +254,19 @@ def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[
     if source.is_running and server and server.get("in_recovery"):
         position = format_lsn(source.wal_position(source.control_file()))
         server["replay_lag_bytes"] = replay_lag_bytes(server, position)
-    result.update(assess(target_pgdata, source, **options))
+    result.update(assess(target_pgdata, source, running_wal_end=written_past_control(server), **options))
+    _check_config(target_pgdata, result, config_file, server)
     return result
+
+
+def _check_config(pgdata: str, result: dict, given: Optional[str], server) -> None:
+    """Where the configuration is (result["config"]), and the preflight check config_file:
+    found now, while the node may run, not after it was stopped."""
+    major = result["target"]["pg_major"]
+    location = locate_config(pgdata, major, given, server)
+    result["config"] = location
+    ok, message = config_check(os.path.abspath(pgdata), major, location)
+    result.setdefault("preflight", []).append(asdict(Check("config_file", ok, message)))
 
 
 def _writable(pgdata: str) -> Check:

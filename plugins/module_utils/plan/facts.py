@@ -174,8 +174,11 @@ def target_reader(target_pgdata: str, control: ControlFile, history: list,
                      control.fmt, seg, history, control.system_identifier)
 
 
-def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) -> RewindFacts:
-    """Decide whether `target` must be rewound to follow `source` (read only)."""
+def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None,
+                 running_wal_end: int = 0) -> RewindFacts:
+    """Decide whether `target` must be rewound to follow `source` (read only).
+    `running_wal_end`: the WAL position of the target's running server (a dry run on
+    it), which its pg_control (the latest checkpoint) lags behind."""
     source_control = source.control_file()
     check_compatible(target, source_control)
     source_tli = source.current_timeline(source_control)
@@ -186,7 +189,7 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
     reader = target_reader(target_pgdata, target, target_history, restore)
     try:
         checkpoint_end = reader.record_at(target.checkpoint).end_lsn
-        target_end = max(checkpoint_end, target.min_recovery_point)
+        target_end = max(checkpoint_end, target.min_recovery_point, running_wal_end)
         facts = RewindFacts(target, source_control, target_tli, source_tli, target_history,
                             None, target_end, False, SAME_TIMELINE)
         if source_tli == target_tli:

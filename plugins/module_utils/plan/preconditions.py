@@ -10,19 +10,60 @@ PostgreSQL itself would do at its next start.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .assessment import REWIND_IMPOSSIBLE
 from ..target.commands import RestoreCommand, crash_recovery, find_postgres, \
     recovery_conf_setting, show_setting
 from ..errors import RefusedError
 from .facts import check_compatible, target_facts
-from ..target.directory import is_pending_rewind
+from ..target.directory import check_not_running, is_pending_rewind, server_running
+from ..target.server_status import server_status, written_past_control
+from ..target.config_location import locate_config
 
 
-def cleanly_stopped_target(pgdata, options, result, control):
+def stopped_or_dry_run(pgdata, options, result) -> Optional[int]:
+    """None when the target's server is stopped. A running one is refused
+    (target_running) unless in check mode, where the run answers from that server as
+    pg_rewind_info does: its files as they are, a primary's WAL read up to the position
+    its server reports (target_server; without it, up to what pg_control records),
+    returned (0: none). A real run needs it stopped first (the role stops it)."""
+    if not options.check_mode:
+        check_not_running(pgdata)
+        return None
+    if not server_running(pgdata):
+        return None
+    status = server_status(options.target_server) if options.target_server else {}
+    written = written_past_control(status)
+    result["target_running"] = True
+    result.setdefault("warnings", []).append(
+        "the target server is running on %s: a real run needs it stopped first (the role "
+        "pgops.rewind.pg_rewind stops it). This dry run read its WAL up to %s; what it "
+        "writes until it stops is discarded too." % (
+            pgdata, "%s, where its server is now" % status["wal_position"] if written else
+            "what its pg_control records (give target_server to read a running primary's "
+            "up to where it is now)"))
+    return written
+
+
+def config_file_for(options, control, pgdata, result) -> None:
+    """Without config_file and without a postgresql.conf in the data directory, the Debian
+    cluster's (postgresql-common) whose data_directory it is: for the postgres runs (crash
+    recovery, settings), as the server itself would be started with it."""
+    if options.config_file:
+        return
+    location = locate_config(pgdata, control.major)
+    if location["found_by"] == "debian_layout":
+        options.config_file = location["config_file"]
+        result["config_file"] = location["config_file"]
+
+
+def cleanly_stopped_target(pgdata, options, result, control, running: bool = False):
     """The target's control file, after crash recovery if it was not stopped cleanly
-    (None in check mode, where that recovery cannot be run)."""
+    (None in check mode, where that recovery cannot be run). A running target (check
+    mode only) is taken as the clean stop a real run starts from."""
     result["target_state_before"] = control.state_name
-    if control.cleanly_shut_down or is_pending_rewind(pgdata, control):
+    if control.cleanly_shut_down or is_pending_rewind(pgdata, control) or running:
         return control
     if not options.ensure_shutdown:
         raise RefusedError("the target was not shut down cleanly (state: %s)." % control.state_name,

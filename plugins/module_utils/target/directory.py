@@ -326,5 +326,6 @@ def check_not_running(root: str) -> None:
     if server_running(root):
         raise RefusedError("the target server is running on %s." % root,
                            hint="Stop it first (pg_ctl stop -m fast, or its service); the role "
-                                "pgops.rewind.pg_rewind does this for you.",
+                                "pgops.rewind.pg_rewind does this for you. A dry run (check "
+                                "mode) answers while it runs.",
                            code="target_running")

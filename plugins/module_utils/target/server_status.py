@@ -10,6 +10,8 @@ after the restart until the rewound node streams.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..errors import SourceError
 from ..source.libpq import HAS_PSYCOPG2, psycopg2, secrets_of
 from ..pg.lsn import parse_lsn
@@ -37,6 +39,7 @@ def server_status(conninfo: str, connect_timeout: int = 10) -> dict:
             in_recovery, version = cur.fetchone()
             status = {"running": True, "in_recovery": in_recovery,
                       "server_version_num": version, "wal_receiver": None}
+            status.update(_configuration_paths(cur))
             if not in_recovery:
                 cur.execute("SELECT pg_catalog.pg_current_wal_lsn()::text, "
                             "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn())")
@@ -64,6 +67,27 @@ def server_status(conninfo: str, connect_timeout: int = 10) -> dict:
         return {"running": True, "error": str(exc).strip()}
     finally:
         conn.close()
+
+
+def _configuration_paths(cur) -> dict:
+    """{config_file, hba_file, ident_file} as the server runs with them (superusers and
+    pg_read_all_settings may read them; {} otherwise)."""
+    try:
+        cur.execute("SELECT current_setting('config_file'), current_setting('hba_file'), "
+                    "current_setting('ident_file')")
+    except psycopg2.Error:
+        return {}
+    return dict(zip(("config_file", "hba_file", "ident_file"), cur.fetchone()))
+
+
+def written_past_control(status: Optional[dict]) -> int:
+    """Where a running primary is in its WAL (0: not running, a standby, or unknown): what
+    it wrote after its latest checkpoint, which pg_control does not record, a rewind
+    undoes too. A standby's pg_control (minRecoveryPoint) is left as it is."""
+    status = status or {}
+    if not status.get("running") or status.get("in_recovery") or not status.get("wal_position"):
+        return 0
+    return parse_lsn(status["wal_position"])
 
 
 def replay_lag_bytes(standby: dict, primary_position: str):

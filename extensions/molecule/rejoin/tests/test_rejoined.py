@@ -1,5 +1,6 @@
 """testinfra: the old primary runs, is in recovery, streams from the new primary, and
-holds exactly its data."""
+holds exactly its data; the dry run before (molecule check) said it would rejoin it and
+changed nothing."""
 
 import json
 import os
@@ -56,3 +57,26 @@ def test_its_data_equals_the_new_primary():
     sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
     from support.lab import main as lab
     assert lab(["compare", "--dir", os.environ.get("PGOPS_LAB_DIR", "/tmp/pgops-molecule-lab")]) == 0
+
+
+def _fleet(name):
+    with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], name)) as summary:
+        return json.load(summary)
+
+
+def test_the_dry_run_said_it_would_rejoin_and_changed_nothing():
+    """`molecule check` ran the playbook in check mode first: it reported a rewind; had it
+    changed the old primary, the first real run (converge) would have found nothing left
+    to rewind, or another fork."""
+    dry = _fleet("fleet-dry-run.json")
+    assert dry["dry_run"] is True
+    assert [(n["ok"], n["path"], n["streaming"]) for n in dry["nodes"]] == [(True, "rewind", False)]
+    runs = sorted(name for name in os.listdir(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+                  if name.startswith("fleet-run-"))
+    assert len(runs) == 2, runs                 # converge, idempotence
+    converge, idempotence = _fleet(runs[0]), _fleet(runs[1])
+    assert converge["dry_run"] is False
+    assert [(n["ok"], n["path"], n["streaming"]) for n in converge["nodes"]] == \
+        [(True, "rewind", True)]
+    assert converge["nodes"][0]["divergence"] == dry["nodes"][0]["divergence"]
+    assert [n["path"] for n in idempotence["nodes"]] == ["none"]
