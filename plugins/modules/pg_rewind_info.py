@@ -450,6 +450,9 @@ config:
         V(data_directory), V(debian_layout), or null (not found; the check C(config_file) fails).
       type: str
     outside_data_directory: {description: "postgresql.conf is not in the data directory.", type: bool}
+  sample: {config_file: /etc/postgresql/15/main/postgresql.conf, hba_file: /etc/postgresql/15/main/pg_hba.conf,
+           ident_file: /etc/postgresql/15/main/pg_ident.conf, found_by: debian_layout,
+           outside_data_directory: true}
 rewind_in_progress:
   description:
     - The M(pgops.rewind.pg_rewind) run that holds the target, when one does (the module then fails
