@@ -143,7 +143,7 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
     reader = target_reader(target_pgdata, target, target_history, restore)
     try:
         checkpoint_end = reader.record_at(target.checkpoint).end_lsn
-        target_end = max(checkpoint_end, target.min_recovery_point)
+        target_end = target_wal_end(reader, target, checkpoint_end)
         facts = RewindFacts(target, source_control, target_tli, source_tli, target_history,
                             None, target_end, False, SAME_TIMELINE)
         if source_tli == target_tli:
@@ -176,6 +176,22 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         return facts
     finally:
         reader.close()
+
+
+def target_wal_end(reader: WalReader, target: ControlFile, checkpoint_end: int) -> int:
+    """Where the target's WAL ends. Stopped cleanly, pg_control says it (the shutdown
+    checkpoint, or a standby's minimum recovery point). Crashed or still running, its
+    last checkpoint may be older than the fork while its WAL goes on past it: the end of
+    its valid WAL from that checkpoint on, as crash recovery would find it."""
+    end = max(checkpoint_end, target.min_recovery_point)
+    if target.cleanly_shut_down:
+        return end
+    ends = [end]
+
+    def visit(_lsn, end_lsn, *_record):
+        ends[0] = max(ends[0], end_lsn)
+    reader.walk(target.checkpoint, None, visit)
+    return ends[0]
 
 
 def _twin(facts: RewindFacts) -> bool:
