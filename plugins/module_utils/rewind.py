@@ -23,8 +23,8 @@ from .errors import RefusedError, RewindError
 from .apply.context import Run
 from .apply.execute import execute_plan, install_restored_wal, sanitize_copied_auto_conf
 from .plan.identical import drop_identical_copies
-from .plan.facts import facts_from_journal, gather_facts, journal_state, scan_target_changes, \
-    target_facts
+from .plan.facts import check_direction, facts_from_journal, gather_facts, journal_state, \
+    scan_target_changes, target_facts
 from .apply.finish import finish, standby_configuration
 from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
@@ -140,6 +140,7 @@ def _facts(run, restore_dir):
             refusal = exc
         if facts is not None:
             check_source(run.source, facts.source)
+            check_direction(facts, options.allow_older_source)
         run.reservation = wal_reservation(options)
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):

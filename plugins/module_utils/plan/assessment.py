@@ -19,7 +19,7 @@ from ..target.commands import RestoreCommand
 from ..pg.datadir import FILE, is_excluded
 from ..errors import RewindError
 from ..wal.discarded import discarded_report
-from .facts import gather_facts, scan_target_changes, target_facts
+from .facts import direction_problem, gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
 from .filemap import COPY, COPY_TAIL, build_plan
 from ..pg.lsn import format_lsn
@@ -35,6 +35,8 @@ PATH_NONE, PATH_REWIND, PATH_CLONE = "none", "rewind", "clone"
 FALLBACKS = ("fail", "clone")
 CLONE_WHEN = ("impossible", "cheaper", "always")
 DEFAULT_FALLBACK, DEFAULT_CLONE_WHEN = "fail", "impossible"
+# Rewinding the newer primary onto the older one is refused unless asked for.
+DEFAULT_ALLOW_OLDER_SOURCE = False
 
 # Of those, the ones that mean the target's WAL is not usable.
 _WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint")
@@ -144,7 +146,8 @@ def space_needed(writes: dict, free: dict) -> list:
 
 def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
            fallback: str = DEFAULT_FALLBACK, clone_when: str = DEFAULT_CLONE_WHEN,
-           replication: bool = False) -> dict:
+           replication: bool = False,
+           allow_older_source: bool = DEFAULT_ALLOW_OLDER_SOURCE) -> dict:
     """{plan, preflight} for rejoining `target_pgdata` to `source` (an open Source).
     Conditions that make one path impossible are findings here, not errors."""
     pgdata = os.path.abspath(target_pgdata)
@@ -219,11 +222,27 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
         checks += space_needed(clone_writes, free_space(pgdata, clone_writes))
     elif choice.path == PATH_REWIND:
         checks += space_needed(rewind_writes, free_space(pgdata, rewind_writes))
+    if facts is not None and facts.rewind_required:
+        check = direction_check(direction_problem(facts), allow_older_source)
+        checks.insert(0, check)
+        if not check.ok:
+            choice = PathChoice(None, check.message)
     result = dict(counts, plan=asdict(choice), preflight=[asdict(c) for c in checks])
     if facts is not None:
         result.update(facts.summary())
         result["source"] = facts.source.summary()
     return result
+
+
+def direction_check(problem: str, allowed: bool) -> Check:
+    """The preflight's answer to 'is the target the older primary?' (facts.direction_problem)."""
+    if not problem:
+        return Check("direction", True, "the target's history does not descend from the "
+                                        "source's current timeline")
+    if allowed:
+        return Check("direction", True, problem + " Allowed by allow_older_source.")
+    return Check("direction", False, problem + " To return to the old primary on purpose, set "
+                 "allow_older_source: true (role: pg_rewind_allow_older_source).")
 
 
 def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[str] = None,

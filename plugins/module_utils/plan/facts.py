@@ -20,7 +20,8 @@ from ..pg.datadir import STATE_DIR
 from ..errors import RefusedError
 from ..pg.lsn import format_lsn
 from ..source.local import LocalSource
-from ..pg.timeline import Divergence, TimelineEntry, find_divergence, history_of
+from ..pg.timeline import Divergence, TimelineEntry, descends_from_current, find_divergence, \
+    history_of
 from ..pg.twins import (DIFFERENT, SAME, WalComparison, comparable_history, local_reader,
                         same_timeline_diverged, shared_timeline_start, source_reader)
 from ..wal.reader import WalReader
@@ -53,6 +54,7 @@ class RewindFacts:
     twin_timeline: bool = False          # a timeline number both have, with two histories
     same_timeline_verified: Optional[bool] = None   # same timeline: its WAL end was compared
     wal_compared: list = field(default_factory=list)
+    target_is_newer: bool = False        # the target descends from the source's timeline
 
     def replay_start(self) -> tuple:
         """(redo, timeline, checkpoint) replay of the rewound target starts from: the last
@@ -169,6 +171,8 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
             return facts
         facts.rewind_required = True
         facts.reason = DIVERGED
+        facts.target_is_newer = descends_from_current(facts.source_history, target_history,
+                                                      facts.divergence)
         reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
         facts.last_common_checkpoint = find_last_common_checkpoint(
             reader, facts.divergence.lsn, target.fmt)
@@ -176,6 +180,32 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None) 
         return facts
     finally:
         reader.close()
+
+
+def direction_problem(facts: RewindFacts) -> str:
+    """Why rewinding this target would go the wrong way ('' when it would not): its
+    history descends from the source's current timeline, so it is the newer primary and
+    a rewind onto the source would discard everything it wrote since its promotion."""
+    if not facts.target_is_newer:
+        return ""
+    later = [e for e in facts.target_history if e.tli > facts.source_timeline]
+    return ("the target is on timeline %d, which descends from the source's current "
+            "timeline %d (the target was promoted from it at %s): the target is the newer "
+            "primary, and rewinding it onto the source would discard everything it wrote "
+            "on timeline %s. Check which node is which."
+            % (facts.target_timeline, facts.source_timeline, format_lsn(later[0].begin),
+               ", ".join(str(e.tli) for e in later)))
+
+
+def check_direction(facts: RewindFacts, allow_older_source: bool) -> None:
+    """Refuse to rewind the newer primary onto the older one, unless asked to."""
+    problem = direction_problem(facts)
+    if problem and not allow_older_source:
+        raise RefusedError(problem, hint="Point the source at the new primary and the target "
+                           "at the old one (role: swap the old_primary and new_primary groups); "
+                           "to return to the old primary on purpose, set allow_older_source: "
+                           "true (role: pg_rewind_allow_older_source: true).",
+                           code="wrong_direction")
 
 
 def target_wal_end(reader: WalReader, target: ControlFile, checkpoint_end: int) -> int:
