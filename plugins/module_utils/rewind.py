@@ -14,14 +14,16 @@ import json
 import os
 from dataclasses import dataclass
 
-from .plan.assessment import PATH_CLONE, PATH_REWIND, PathChoice, clone_instead, run_path
+from .plan.assessment import PATH_CLONE, PATH_REWIND, PathChoice, clone_instead, \
+    replay_wal_check, run_path
 from .apply.clone import clone_in_progress, lock_directory, resume_clone, run_clone
 from .pg.controlfile import parse_control_file
 from .pg.datadir import FILE, is_excluded
 from .wal.discarded import discarded_report
 from .errors import RefusedError, RewindError
 from .apply.context import Run
-from .apply.execute import execute_plan, install_restored_wal, sanitize_copied_auto_conf
+from .apply.execute import complete_replay_wal, execute_plan, install_restored_wal, \
+    sanitize_copied_auto_conf
 from .plan.identical import drop_identical_copies
 from .plan.facts import check_direction, facts_from_journal, gather_facts, journal_state, \
     scan_target_changes, target_facts
@@ -32,11 +34,13 @@ from .target.journal import Journal
 from .options import RewindOptions
 from .plan.preconditions import check_source, cleanly_stopped_target, restore_command_for, \
     validate_source
+from .runtime import faults
 from .runtime.progress import PhaseTimer, Progress, default_path
 from .target.runlock import RunLock
 from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
 from .source.factory import open_source
 from .plan.survey import SurveyInBackground, take_survey
+from .plan.walneeds import replay_segments
 from .target.directory import TargetDirectory, check_not_running
 from .runtime.timeouts import TimeLimit
 from .wal.scan import TargetChanges
@@ -129,23 +133,35 @@ def _facts(run, restore_dir):
         run.source = _open_source(options, run.timer.limit)
         _report_tls(run)
         validate_source(run.source, control, options)   # before crash recovery changes it
-        control = cleanly_stopped_target(pgdata, options, run.result, control)
-        if control is None:
-            return None
-        restore = restore_command_for(options, control, pgdata, restore_dir)
-        facts = refusal = None
-        try:
-            facts = gather_facts(pgdata, control, run.source, restore)
-        except RewindError as exc:
-            refusal = exc
-        if facts is not None:
-            check_source(run.source, facts.source)
-            check_direction(facts, options.allow_older_source)
         run.reservation = wal_reservation(options)
+        with released_on_failure(run.reservation, lambda: False):
+            _reserve_wal(run)       # the first thing on the source: its WAL from now on stays
+            faults.moment("wal reserved")
+            control = cleanly_stopped_target(pgdata, options, run.result, control)
+            if control is None:
+                return None
+            restore = restore_command_for(options, control, pgdata, restore_dir)
+            facts = refusal = None
+            try:
+                facts = gather_facts(pgdata, control, run.source, restore)
+            except RewindError as exc:
+                refusal = exc
+            if facts is not None:
+                check_source(run.source, facts.source)
+                check_direction(facts, options.allow_older_source)
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):
-            run.reservation = None      # nothing copied, and no slot for the standby
+            _unreserve_wal(run)     # nothing copied, and no slot for the standby
     return control, restore, facts, refusal
+
+
+def _unreserve_wal(run) -> None:
+    """Drop the slot this run reserved when the facts show nothing needs it."""
+    reservation, run.reservation = run.reservation, None
+    run.result.pop("slot", None)
+    if reservation.created and not run.options.check_mode:
+        reservation.release()
+        run.result["changed"] = bool(run.result.get("crash_recovery"))
 
 
 def _rejoin(run, journal, control, restore, facts, refusal) -> None:
@@ -160,13 +176,13 @@ def _rejoin(run, journal, control, restore, facts, refusal) -> None:
         raised = raise_settings(run.options, run.pgdata, [facts.source] + (
             [] if facts.rewind_required else [control]), run.result)
     with released_on_failure(run.reservation, lambda: _complete(journal)):
-        _reserve_wal(run)
         choice, planned = _choose_path(run, facts, refusal, restore)
         if choice.path == PATH_CLONE:
             run_clone(run, choice.reason)
         elif choice.path == PATH_REWIND:
             _report_plan(run, planned)
-            _carry_out(run, facts, planned.plan, journal, planned.changes.blocks, restore)
+            _carry_out(run, facts, planned.plan, journal, planned.changes.blocks, planned.replay,
+                       restore)
         elif run.options.write_recovery_conf:
             check_not_running(run.pgdata)
             standby_configuration(run, control, raised)
@@ -241,6 +257,7 @@ class _Planned:
     changes: TargetChanges      # what the WAL scan found
     identical: int              # files the target already has, so not copied
     clone_bytes: int
+    replay: tuple               # (WAL segments replay needs, from, to): plan/walneeds.py
 
 
 def _plan(run, facts, restore) -> _Planned:
@@ -256,12 +273,14 @@ def _plan(run, facts, restore) -> _Planned:
         with run.timer("plan"):
             listed = survey.result()
             plan, identical = _build_plan(run, listed, changes.blocks, facts)
+            replay = replay_wal_check(facts, listed.source_wal_end, plan.actions,
+                                      listed.target_files, restore)
     except BaseException:
         survey.wait(5)              # a request in flight, before the connection closes
         raise
     clone_bytes = sum(e.size for p, e in listed.source_files.items()
                       if e.kind == FILE and not is_excluded(p))
-    return _Planned(plan, changes, identical, clone_bytes)
+    return _Planned(plan, changes, identical, clone_bytes, replay)
 
 
 def _report_plan(run, planned) -> None:
@@ -283,9 +302,10 @@ def _report_plan(run, planned) -> None:
     })
 
 
-def _carry_out(run, facts, plan, journal, blocks, restore=None) -> None:
+def _carry_out(run, facts, plan, journal, blocks, replay, restore=None) -> None:
     """The tail of a fresh rewind and a resumed one: preflight, stop in check mode,
-    begin the journal (a fresh rewind; a resumed one's has begun), copy, finish."""
+    begin the journal (a fresh rewind; a resumed one's has begun), copy, check that the
+    WAL replay needs is in place, finish."""
     run.target.preflight(plan.actions)
     if run.options.check_mode:
         run.result["bytes_fetched"] = 0
@@ -301,6 +321,10 @@ def _carry_out(run, facts, plan, journal, blocks, restore=None) -> None:
         stats = execute_plan(plan, run.source, run.target, run.timer.progress)
         install_restored_wal(restore, facts.keep_wal, run.target)
         sanitize_copied_auto_conf(plan, run.pgdata, run.target)
+        fetched = complete_replay_wal(replay, run.source, run.target, restore,
+                                      facts.target.xlog_seg_size)
+    if fetched:
+        run.result["wal_fetched_again"] = fetched
     run.result["bytes_fetched"] = stats.bytes_fetched
     with run.timer("finish"):
         finish(run, facts, journal)
@@ -364,7 +388,10 @@ def _resume(run, journal):
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
                       largest=plan.largest(), wal_bytes_scanned=0,
                       wal_scan_processes=0)
-        _carry_out(run, facts, plan, journal, blocks)
+        start = facts.replay_start()[0]
+        replay = (replay_segments(facts.source_history, start, listed.source_wal_end,
+                                  control.xlog_seg_size), start, listed.source_wal_end)
+        _carry_out(run, facts, plan, journal, blocks, replay)
     except BaseException as exc:
         release_after_failed_run(run.reservation, lambda: _complete(journal), exc)
         raise

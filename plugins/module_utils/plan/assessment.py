@@ -21,6 +21,7 @@ from ..errors import RewindError
 from ..wal.discarded import discarded_report
 from .facts import direction_problem, gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
+from .walneeds import MISSING_CODE, check_replay_wal, replay_segments
 from .filemap import COPY, COPY_TAIL, build_plan
 from ..pg.lsn import format_lsn
 from ..target.runlock import in_progress_error, running_rewind
@@ -39,7 +40,7 @@ DEFAULT_FALLBACK, DEFAULT_CLONE_WHEN = "fail", "impossible"
 DEFAULT_ALLOW_OLDER_SOURCE = False
 
 # Of those, the ones that mean the target's WAL is not usable.
-_WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint")
+_WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint", MISSING_CODE)
 
 # Refusals that make a rewind impossible while a full copy from the source still works.
 REWIND_IMPOSSIBLE = {
@@ -49,6 +50,8 @@ REWIND_IMPOSSIBLE = {
     "wal_missing": "the target's WAL since the last common checkpoint is gone and cannot "
                    "be restored",
     "wal_corrupt": "the target's WAL since the last common checkpoint is damaged",
+    MISSING_CODE: "WAL the rewound node must replay is gone from both sides and cannot be "
+                  "restored",
 }
 
 # Free space kept beyond the bytes a run writes, on every filesystem it writes to.
@@ -185,9 +188,12 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                           "file_events": dict(changes.file_events),
                           "changed_blocks_from": changes_source(changes),
                           "discarded": discarded_report(changes, source)}
-                plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
+                target_files = list_datadir(pgdata)
+                source_end = source.wal_files_end(facts.source)
+                plan = build_plan(source_files, target_files, changes.blocks,
                                   control.fmt.tablespace_dir, facts.keep_wal, (),
-                                  facts.wal_copy_rule(source.wal_files_end(facts.source)))
+                                  facts.wal_copy_rule(source_end))
+                replay_wal_check(facts, source_end, plan.actions, target_files, restore)
                 rewind_bytes = plan.fetch_bytes
                 rewind_writes = writes_per_filesystem(
                     pgdata, ((a.path, a.fetch_bytes if a.action in (COPY, COPY_TAIL) else 0)
@@ -232,6 +238,16 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
         result.update(facts.summary())
         result["source"] = facts.source.summary()
     return result
+
+
+def replay_wal_check(facts, source_end: int, actions, target_paths, restore) -> list:
+    """(segments, from, to) a rewound node replays (from the facts and the source's end of
+    WAL when listed); refuses (plan/walneeds.py) when one will be neither in its pg_wal after
+    `actions` nor restorable."""
+    start = facts.replay_start()[0]
+    needed = replay_segments(facts.source_history, start, source_end, facts.target.xlog_seg_size)
+    check_replay_wal(needed, actions, target_paths, restore is not None, start, source_end)
+    return needed, start, source_end
 
 
 def direction_check(problem: str, allowed: bool) -> Check:
