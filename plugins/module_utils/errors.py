@@ -138,6 +138,12 @@ CATALOG = {
                        "Stop it first; the role pgops.rewind.pg_rewind does that for you."),
     "target_unclean": ("The target was not shut down cleanly.",
                        "Set ensure_shutdown: true (the default), or start and stop it cleanly."),
+    "replay_wal_missing": ("A WAL segment the rewound node must replay (from the last common "
+                           "checkpoint's redo to the source's end) is on neither side any more "
+                           "and cannot be restored.",
+                           "Give restore_command fetching from the WAL archive, or set "
+                           "fallback: clone; keep WAL on the new primary (wal_keep_size, an "
+                           "archive) until old primaries are rejoined."),
     "wrong_direction": ("The target's timeline history descends from the source's current "
                         "timeline: the target is the newer primary.",
                         "Check which node is which (source_server / target_pgdata, the "

@@ -70,6 +70,10 @@ def test_swapped_groups_stop_nothing_then_the_right_inventory_rejoins(bed, colle
                           inventory=_inventory(bed, old, new, "right.json"))
     assert result["rc"] == 0, result["stdout"][-6000:] + result["stderr"][-3000:]
     assert "1 of 1 old primaries rejoined" in result["stdout"]
+    # issue 19 item 2: the new primary's WAL is reserved before the old primary is stopped
+    out = result["stdout"]
+    reserve = out.index("Reserve the new primary's WAL before anything is stopped")
+    assert out.index("changed", reserve) < out.index("Stop the node with pg_ctl") , out[-6000:]
     old.running = True
     assert old.in_recovery()
     new.sql("CREATE TABLE after_rejoin AS SELECT 1 AS x")
