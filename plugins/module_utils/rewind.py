@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from .plan.assessment import PATH_CLONE, PATH_REWIND, PathChoice, clone_instead, \
+from .plan.assessment import PATH_CLONE, PATH_REWIND, PathChoice, clone_instead, replay_wal, \
     replay_wal_check, run_path
 from .apply.clone import clone_in_progress, lock_directory, resume_clone, run_clone
 from .pg.controlfile import parse_control_file
@@ -40,7 +40,7 @@ from .target.runlock import RunLock
 from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
 from .source.factory import open_source
 from .plan.survey import SurveyInBackground, take_survey
-from .plan.walneeds import replay_segments
+from .target.commands import RestoreCommand
 from .target.directory import TargetDirectory, check_not_running
 from .runtime.timeouts import TimeLimit
 from .wal.scan import TargetChanges
@@ -367,6 +367,7 @@ def _resume(run, journal):
     run.timer.limit.phase = "facts"
     run.source = _open_source(options, run.timer.limit)
     _report_tls(run)
+    scratch = ScratchDirectory()    # WAL the copy missed, restored from the archive
     try:
         with run.timer("facts"):
             facts = facts_from_journal(state, control, run.source)
@@ -388,15 +389,16 @@ def _resume(run, journal):
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
                       largest=plan.largest(), wal_bytes_scanned=0,
                       wal_scan_processes=0)
-        start = facts.replay_start()[0]
-        replay = (replay_segments(facts.source_history, start, listed.source_wal_end,
-                                  control.xlog_seg_size), start, listed.source_wal_end)
-        _carry_out(run, facts, plan, journal, blocks, replay)
+        restore = RestoreCommand(options.restore_command, control.xlog_seg_size,
+                                 scratch.path) if options.restore_command else None
+        _carry_out(run, facts, plan, journal, blocks,
+                   replay_wal(facts, listed.source_wal_end), restore)
     except BaseException as exc:
         release_after_failed_run(run.reservation, lambda: _complete(journal), exc)
         raise
     finally:
         run.source.close()
+        scratch.remove()
     if not options.check_mode:      # (a dry run of a resumption reports no durations)
         result["duration_s"] = run.timer.durations
     return result

@@ -240,14 +240,20 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     return result
 
 
-def replay_wal_check(facts, source_end: int, actions, target_paths, restore) -> list:
-    """(segments, from, to) a rewound node replays (from the facts and the source's end of
-    WAL when listed); refuses (plan/walneeds.py) when one will be neither in its pg_wal after
-    `actions` nor restorable."""
+def replay_wal(facts, source_end: int) -> tuple:
+    """(segments, from, to) a rewound node replays: from the facts, up to the source's end
+    of WAL when its files were listed (what it writes later is streamed)."""
     start = facts.replay_start()[0]
-    needed = replay_segments(facts.source_history, start, source_end, facts.target.xlog_seg_size)
-    check_replay_wal(needed, actions, target_paths, restore is not None, start, source_end)
-    return needed, start, source_end
+    return (replay_segments(facts.source_history, start, source_end,
+                            facts.target.xlog_seg_size), start, source_end)
+
+
+def replay_wal_check(facts, source_end: int, actions, target_paths, restore) -> tuple:
+    """replay_wal(); refuses (plan/walneeds.py) when a segment will be neither in the
+    target's pg_wal after `actions` nor restorable."""
+    replay = replay_wal(facts, source_end)
+    check_replay_wal(replay[0], actions, target_paths, restore is not None, *replay[1:])
+    return replay
 
 
 def direction_check(problem: str, allowed: bool) -> Check:
