@@ -165,17 +165,18 @@ def _unreserve_wal(run) -> None:
 
 
 def _rejoin(run, journal, control, restore, facts, refusal) -> None:
-    """Choose the path (a value), then act on it: clone, rewind, or only configure."""
-    raised = None
-    if facts is not None:
-        run.result.update(facts.summary())
-        run.result["target"] = control.summary()
-        run.result["source"] = facts.source.summary()
-        # The standby replays the source's WAL (and, when not rewound, starts from its
-        # own pg_control): checked now, while a refusal changes nothing.
-        raised = raise_settings(run.options, run.pgdata, [facts.source] + (
-            [] if facts.rewind_required else [control]), run.result)
+    """Choose the path (a value), then act on it: clone, rewind, or only configure. The
+    slot reserved with the facts is dropped when this fails before the rewind is done."""
     with released_on_failure(run.reservation, lambda: _complete(journal)):
+        raised = None
+        if facts is not None:
+            run.result.update(facts.summary())
+            run.result["target"] = control.summary()
+            run.result["source"] = facts.source.summary()
+            # The standby replays the source's WAL (and, when not rewound, starts from its
+            # own pg_control): checked now, while a refusal changes nothing.
+            raised = raise_settings(run.options, run.pgdata, [facts.source] + (
+                [] if facts.rewind_required else [control]), run.result)
         choice, planned = _choose_path(run, facts, refusal, restore)
         if choice.path == PATH_CLONE:
             run_clone(run, choice.reason)
@@ -273,8 +274,8 @@ def _plan(run, facts, restore) -> _Planned:
         with run.timer("plan"):
             listed = survey.result()
             plan, identical = _build_plan(run, listed, changes.blocks, facts)
-            replay = replay_wal_check(facts, listed.source_wal_end, plan.actions,
-                                      listed.target_files, restore)
+            replay = replay_wal_check(facts, listed.source_wal_end, listed.source_files,
+                                      plan.actions, listed.target_files, restore)
     except BaseException:
         survey.wait(5)              # a request in flight, before the connection closes
         raise
@@ -392,7 +393,7 @@ def _resume(run, journal):
         restore = RestoreCommand(options.restore_command, control.xlog_seg_size,
                                  scratch.path) if options.restore_command else None
         _carry_out(run, facts, plan, journal, blocks,
-                   replay_wal(facts, listed.source_wal_end), restore)
+                   replay_wal(facts, listed.source_wal_end, listed.source_files), restore)
     except BaseException as exc:
         release_after_failed_run(run.reservation, lambda: _complete(journal), exc)
         raise

@@ -21,7 +21,7 @@ from ..errors import RewindError
 from ..wal.discarded import discarded_report
 from .facts import direction_problem, gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
-from .walneeds import MISSING_CODE, check_replay_wal, replay_segments
+from .walneeds import MISSING_CODE, check_replay_wal, listed_end, replay_segments
 from .filemap import COPY, COPY_TAIL, build_plan
 from ..pg.lsn import format_lsn
 from ..target.runlock import in_progress_error, running_rewind
@@ -193,7 +193,8 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                 plan = build_plan(source_files, target_files, changes.blocks,
                                   control.fmt.tablespace_dir, facts.keep_wal, (),
                                   facts.wal_copy_rule(source_end))
-                replay_wal_check(facts, source_end, plan.actions, target_files, restore)
+                replay_wal_check(facts, source_end, source_files, plan.actions, target_files,
+                                 restore)
                 rewind_bytes = plan.fetch_bytes
                 rewind_writes = writes_per_filesystem(
                     pgdata, ((a.path, a.fetch_bytes if a.action in (COPY, COPY_TAIL) else 0)
@@ -240,18 +241,20 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
     return result
 
 
-def replay_wal(facts, source_end: int) -> tuple:
-    """(segments, from, to) a rewound node replays: from the facts, up to the source's end
-    of WAL when its files were listed (what it writes later is streamed)."""
-    start = facts.replay_start()[0]
-    return (replay_segments(facts.source_history, start, source_end,
-                            facts.target.xlog_seg_size), start, source_end)
+def replay_wal(facts, source_end: int, source_paths) -> tuple:
+    """(segments, from, to) a rewound node replays from its own pg_wal: from the facts, up
+    to the source's end of WAL as far as its listing (`source_paths`) saw it (what it
+    writes later is streamed)."""
+    start, seg = facts.replay_start()[0], facts.target.xlog_seg_size
+    end = listed_end(source_paths, facts.source_timeline, seg, source_end)
+    return replay_segments(facts.source_history, start, end, seg), start, end
 
 
-def replay_wal_check(facts, source_end: int, actions, target_paths, restore) -> tuple:
+def replay_wal_check(facts, source_end: int, source_paths, actions, target_paths,
+                     restore) -> tuple:
     """replay_wal(); refuses (plan/walneeds.py) when a segment will be neither in the
     target's pg_wal after `actions` nor restorable."""
-    replay = replay_wal(facts, source_end)
+    replay = replay_wal(facts, source_end, source_paths)
     check_replay_wal(replay[0], actions, target_paths, restore is not None, *replay[1:])
     return replay
 

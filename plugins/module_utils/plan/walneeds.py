@@ -20,7 +20,7 @@ import posixpath
 from typing import Iterable, Optional
 
 from ..errors import RefusedError, RewindError
-from ..pg.lsn import format_lsn, segment_name
+from ..pg.lsn import format_lsn, parse_segment_name, segment_name
 from ..pg.timeline import timeline_of_segment
 
 WAL_DIR = "pg_wal"
@@ -38,6 +38,17 @@ def replay_segments(history: list, start: int, end: int, seg_size: int) -> list:
         tli = timeline_of_segment(history, segno * seg_size, (segno + 1) * seg_size)
         names.append(segment_name(tli, segno, seg_size))
     return names
+
+
+def listed_end(source_paths: Iterable[str], tli: int, seg_size: int, source_end: int) -> int:
+    """Where the copy's WAL ends: the source's end of WAL, but no further than the end of
+    the newest segment of its timeline `tli` that its listing saw (a segment begun after
+    the listing is not copied: the node streams it, and the run's slot keeps it)."""
+    listed = [parse_segment_name(name, seg_size) for name in wal_names(source_paths)]
+    segnos = [seg[1] for seg in listed if seg is not None and seg[0] == tli]
+    if not segnos:
+        return source_end
+    return min(source_end, (max(segnos) + 1) * seg_size)
 
 
 def wal_names(paths: Iterable[str]) -> set:

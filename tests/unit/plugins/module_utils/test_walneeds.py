@@ -96,3 +96,12 @@ def test_a_segment_gone_from_both_fails_the_run_before_it_completes(tmp_path):
         complete_replay_wal((names, 0, 1), _Source({}), target, None, 64)
     assert failed.value.code == "replay_wal_missing" and names[1] in str(failed.value)
     assert not isinstance(failed.value, RefusedError)
+
+
+def test_the_copy_ends_with_the_newest_segment_the_listing_saw():
+    from ansible_collections.pgops.rewind.plugins.module_utils.plan.walneeds import listed_end
+    listed = ["pg_wal/000000020000000000000004", "pg_wal/000000020000000000000005",
+              "pg_wal/000000010000000000000009", "base/1/1"]
+    assert listed_end(listed, 2, SEG, 7 * SEG + 0xd8) == 6 * SEG    # 6 begun after the listing
+    assert listed_end(listed, 2, SEG, 5 * SEG + 0xd8) == 5 * SEG + 0xd8
+    assert listed_end(["base/1/1"], 2, SEG, 5 * SEG) == 5 * SEG
