@@ -30,8 +30,8 @@ def _switch_segment(new) -> str:
 def _recycle(new, rounds: int = 6) -> None:
     """Write, switch segments and checkpoint until the new timeline's first WAL is gone."""
     keep_little_wal(new)
-    for _ in range(rounds):
-        new.sql("UPDATE accounts SET balance = balance + 1 WHERE id % 40 = 0")
+    for round_ in range(rounds):
+        new.sql("UPDATE accounts SET balance = balance + %s WHERE id %% 40 = 0", (round_,))
         new.sql("SELECT pg_switch_wal()")
         new.checkpoint()
 
@@ -91,8 +91,8 @@ def _paused_run(bed, fo, moment):
 
 @pytest.mark.parametrize("major", [12, 15, 18])
 @pytest.mark.parametrize("moment", ["phase facts", "wal reserved"])
-def test_recycling_as_the_run_starts_streams_or_refuses_untouched(bed, collection, major,
-                                                                   moment):
+def test_recycling_as_the_run_starts_streams_or_refuses_untouched(
+        bed, collection, major, moment):
     """The new primary recycles while the run begins: at its very start (before the
     slot: the fork's WAL goes; the run must refuse untouched) or just after the slot is
     made (the slot keeps it: the node must stream)."""
