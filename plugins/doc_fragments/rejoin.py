@@ -59,4 +59,19 @@ options:
     choices: [impossible, cheaper, always]
     default: impossible
     version_added: 0.2.0
+  allow_older_source:
+    description:
+      - Rewind a target whose timeline history descends from the source's current timeline.
+        Such a target was promoted from the source's timeline later, so it is the newer primary
+        (typically the inventory's or the task's two nodes are swapped, or the source is the old
+        primary restarted during a split brain); rewinding it onto the source discards
+        everything it wrote since its promotion.
+      - V(false) refuses with error code C(wrong_direction) before anything is changed, naming
+        both timelines; M(pgops.rewind.pg_rewind_info) then fails its preflight check
+        C(direction).
+      - V(true) only to return to the old primary on purpose. Twin timelines (the same number
+        with different histories) are not concerned.
+    type: bool
+    default: false
+    version_added: 0.2.0
 """

@@ -31,7 +31,8 @@ from .source.factory import open_source
 
 _SECRETS = ("source_server", "primary_conninfo", "target_server", "restore_command")
 _INFO_PARAMS = ("target_pgdata", "source_server", "source_pgdata", "target_server")
-_ASSESS_PARAMS = ("restore_command", "fallback", "clone_when", "config_file")
+_ASSESS_PARAMS = ("restore_command", "fallback", "clone_when", "config_file",
+                  "allow_older_source")
 
 
 def _parser() -> argparse.ArgumentParser:

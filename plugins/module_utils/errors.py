@@ -139,6 +139,18 @@ CATALOG = {
                        "run (check mode) answers while it runs (give target_server)."),
     "target_unclean": ("The target was not shut down cleanly.",
                        "Set ensure_shutdown: true (the default), or start and stop it cleanly."),
+    "replay_wal_missing": ("A WAL segment the rewound node must replay (from the last common "
+                           "checkpoint's redo to the source's end) is on neither side any more "
+                           "and cannot be restored.",
+                           "Give restore_command fetching from the WAL archive, or set "
+                           "fallback: clone; keep WAL on the new primary (wal_keep_size, an "
+                           "archive) until old primaries are rejoined."),
+    "wrong_direction": ("The target's timeline history descends from the source's current "
+                        "timeline: the target is the newer primary.",
+                        "Check which node is which (source_server / target_pgdata, the "
+                        "inventory's old_primary and new_primary groups); set "
+                        "allow_older_source: true only to return to the old primary on "
+                        "purpose."),
     "target_ahead": ("On the same timeline, the target's WAL goes further than the source's.",
                      "Check the source is the promoted new primary; otherwise rebuild the target."),
     "target_not_writable": ("Files the rewind must change are not writable by the owner.",

@@ -12,7 +12,8 @@ import traceback
 from typing import Optional
 
 from .errors import RewindError
-from .plan.assessment import CLONE_WHEN, DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK, FALLBACKS
+from .plan.assessment import CLONE_WHEN, DEFAULT_ALLOW_OLDER_SOURCE, DEFAULT_CLONE_WHEN, \
+    DEFAULT_FALLBACK, FALLBACKS
 from .source.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOURCE_TIMEOUT
 from .source.libpq import secrets_of
 from .standby.quoting import conninfo_string, parse_conninfo
@@ -85,6 +86,7 @@ def rejoin_argument_spec() -> dict:
         restore_command=dict(type="str", no_log=True),
         fallback=dict(type="str", choices=list(FALLBACKS), default=DEFAULT_FALLBACK),
         clone_when=dict(type="str", choices=list(CLONE_WHEN), default=DEFAULT_CLONE_WHEN),
+        allow_older_source=dict(type="bool", default=DEFAULT_ALLOW_OLDER_SOURCE),
     )
     return spec
 

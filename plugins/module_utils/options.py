@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .pg.datadir import DEFAULT_KEEP_FILES
-from .plan.assessment import DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK
+from .plan.assessment import DEFAULT_ALLOW_OLDER_SOURCE, DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK
 from .source.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOURCE_TIMEOUT
 
 
@@ -40,6 +40,7 @@ class RewindOptions:
     source_timeout: int = DEFAULT_SOURCE_TIMEOUT     # per request to the source; 0: unbounded
     fallback: str = DEFAULT_FALLBACK       # or "clone": rebuild when a rewind cannot work
     clone_when: str = DEFAULT_CLONE_WHEN   # or "cheaper", "always"
+    allow_older_source: bool = DEFAULT_ALLOW_OLDER_SOURCE  # rewind the newer primary onto it
     clone_discard_old: bool = False
     discarded_file: Optional[str] = None   # the discarded-work report, also as JSON here
     reserve_wal: bool = True               # a physical slot on the source (standby/walreserve.py)

@@ -14,17 +14,19 @@ import json
 import os
 from dataclasses import dataclass
 
-from .plan.assessment import PATH_CLONE, PATH_REWIND, PathChoice, clone_instead, run_path
+from .plan.assessment import PATH_CLONE, PATH_REWIND, PathChoice, clone_instead, replay_wal, \
+    replay_wal_check, run_path
 from .apply.clone import clone_in_progress, lock_directory, resume_clone, run_clone
 from .pg.controlfile import parse_control_file
 from .pg.datadir import FILE, is_excluded
 from .wal.discarded import discarded_report
 from .errors import RefusedError, RewindError
 from .apply.context import Run
-from .apply.execute import execute_plan, install_restored_wal, sanitize_copied_auto_conf
+from .apply.execute import complete_replay_wal, execute_plan, install_restored_wal, \
+    sanitize_copied_auto_conf
 from .plan.identical import drop_identical_copies
-from .plan.facts import ScanStart, facts_from_journal, gather_facts, journal_state, \
-    scan_target_changes, target_facts
+from .plan.facts import ScanStart, check_direction, facts_from_journal, gather_facts, \
+    journal_state, scan_target_changes, target_facts
 from .apply.finish import finish, node_configuration
 from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
@@ -33,11 +35,13 @@ from .options import RewindOptions
 from .plan.preconditions import check_source, cleanly_stopped_target, config_file_for, \
     restore_command_for, stopped_or_dry_run, validate_source
 from .runtime.ratelimit import parse_rate
+from .runtime import faults
 from .runtime.progress import PhaseTimer, Progress, default_path
 from .target.runlock import RunLock
 from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
 from .source.factory import open_source
 from .plan.survey import SurveyInBackground, take_survey
+from .target.commands import RestoreCommand
 from .target.directory import TargetDirectory, check_not_running
 from .runtime.timeouts import TimeLimit
 from .wal.scan import TargetChanges
@@ -143,46 +147,60 @@ def _facts(run, restore_dir, running=None):
         _report_tls(run)
         validate_source(run.source, control, options)   # before crash recovery changes it
         config_file_for(options, control, pgdata, run.result)
-        control = cleanly_stopped_target(pgdata, options, run.result, control,
-                                         running is not None)
-        if control is None:
-            return None
-        restore = restore_command_for(options, control, pgdata, restore_dir)
-        facts = refusal = None
-        try:
-            facts = gather_facts(pgdata, control, run.source, restore, running or 0)
-        except RewindError as exc:
-            refusal = exc
-        if facts is not None:
-            check_source(run.source, facts.source)
         run.reservation = wal_reservation(options)
+        with released_on_failure(run.reservation, lambda: False):
+            _reserve_wal(run)       # the first thing on the source: its WAL from now on stays
+            faults.moment("wal reserved")
+            control = cleanly_stopped_target(pgdata, options, run.result, control,
+                                             running is not None)
+            if control is None:
+                return None
+            restore = restore_command_for(options, control, pgdata, restore_dir)
+            facts = refusal = None
+            try:
+                facts = gather_facts(pgdata, control, run.source, restore, running or 0)
+            except RewindError as exc:
+                refusal = exc
+            if facts is not None:
+                check_source(run.source, facts.source)
+                check_direction(facts, options.allow_older_source)
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):
-            run.reservation = None      # nothing copied, and no slot for the standby
+            _unreserve_wal(run)     # nothing copied, and no slot for the standby
     if facts is not None and facts.checkpoint_walk_s:   # the common WAL, walked back
         run.timer.split("facts", "checkpoint_walk", facts.checkpoint_walk_s)
     return control, restore, facts, refusal
 
 
+def _unreserve_wal(run) -> None:
+    """Drop the slot this run reserved when the facts show nothing needs it."""
+    reservation, run.reservation = run.reservation, None
+    run.result.pop("slot", None)
+    if reservation.created and not run.options.check_mode:
+        reservation.release()
+        run.result["changed"] = bool(run.result.get("crash_recovery"))
+
+
 def _rejoin(run, journal, control, restore, facts, refusal) -> None:
-    """Choose the path (a value), then act on it: clone, rewind, or only configure."""
-    raised = None
-    if facts is not None:
-        run.result.update(facts.summary())
-        run.result["target"] = control.summary()
-        run.result["source"] = facts.source.summary()
-        # The standby replays the source's WAL (and, when not rewound, starts from its
-        # own pg_control): checked now, while a refusal changes nothing.
-        raised = raise_settings(run.options, run.pgdata, [facts.source] + (
-            [] if facts.rewind_required else [control]), run.result)
+    """Choose the path (a value), then act on it: clone, rewind, or only configure. The
+    slot reserved with the facts is dropped when this fails before the rewind is done."""
     with released_on_failure(run.reservation, lambda: _complete(journal)):
-        _reserve_wal(run)
+        raised = None
+        if facts is not None:
+            run.result.update(facts.summary())
+            run.result["target"] = control.summary()
+            run.result["source"] = facts.source.summary()
+            # The standby replays the source's WAL (and, when not rewound, starts from its
+            # own pg_control): checked now, while a refusal changes nothing.
+            raised = raise_settings(run.options, run.pgdata, [facts.source] + (
+                [] if facts.rewind_required else [control]), run.result)
         choice, planned = _choose_path(run, facts, refusal, restore)
         if choice.path == PATH_CLONE:
             run_clone(run, choice.reason)
         elif choice.path == PATH_REWIND:
             _report_plan(run, planned)
-            _carry_out(run, facts, planned.plan, journal, planned.changes.blocks, restore)
+            _carry_out(run, facts, planned.plan, journal, planned.changes.blocks, planned.replay,
+                       restore)
         elif run.options.write_recovery_conf or raised:
             if not run.options.check_mode:
                 check_not_running(run.pgdata)
@@ -259,6 +277,7 @@ class _Planned:
     scan_start: ScanStart       # where it started reading, and why
     identical: int              # files the target already has, so not copied
     clone_bytes: int
+    replay: tuple               # (WAL segments replay needs, from, to): plan/walneeds.py
 
 
 def _plan(run, facts, restore) -> _Planned:
@@ -276,12 +295,14 @@ def _plan(run, facts, restore) -> _Planned:
         with run.timer("plan"):
             listed = survey.result()
             plan, identical = _build_plan(run, listed, changes.blocks, facts)
+            replay = replay_wal_check(facts, listed.source_wal_end, listed.source_files,
+                                      plan.actions, listed.target_files, restore)
     except BaseException:
         survey.wait(5)              # a request in flight, before the connection closes
         raise
     clone_bytes = sum(e.size for p, e in listed.source_files.items()
                       if e.kind == FILE and not is_excluded(p))
-    return _Planned(plan, changes, begin, identical, clone_bytes)
+    return _Planned(plan, changes, begin, identical, clone_bytes, replay)
 
 
 def _report_plan(run, planned) -> None:
@@ -305,9 +326,10 @@ def _report_plan(run, planned) -> None:
     })
 
 
-def _carry_out(run, facts, plan, journal, blocks, restore=None) -> None:
+def _carry_out(run, facts, plan, journal, blocks, replay, restore=None) -> None:
     """The tail of a fresh rewind and a resumed one: preflight, stop in check mode,
-    begin the journal (a fresh rewind; a resumed one's has begun), copy, finish."""
+    begin the journal (a fresh rewind; a resumed one's has begun), copy, check that the
+    WAL replay needs is in place, finish."""
     run.target.preflight(plan.actions)
     if run.options.check_mode:
         run.result["bytes_fetched"] = 0
@@ -323,6 +345,10 @@ def _carry_out(run, facts, plan, journal, blocks, restore=None) -> None:
         stats = execute_plan(plan, run.source, run.target, run.timer.progress)
         install_restored_wal(restore, facts.keep_wal, run.target)
         sanitize_copied_auto_conf(plan, run.pgdata, run.target)
+        fetched = complete_replay_wal(replay, run.source, run.target, restore,
+                                      facts.target.xlog_seg_size)
+    if fetched:
+        run.result["wal_fetched_again"] = fetched
     run.result["bytes_fetched"] = stats.bytes_fetched
     run.result["bytes_written"] = stats.bytes_written
     with run.timer("finish"):
@@ -365,6 +391,7 @@ def _resume(run, journal):
     run.timer.limit.phase = "facts"
     run.source = _open_source(options, run.timer.limit)
     _report_tls(run)
+    scratch = ScratchDirectory()    # WAL the copy missed, restored from the archive
     try:
         with run.timer("facts"):
             facts = facts_from_journal(state, control, run.source)
@@ -386,12 +413,16 @@ def _resume(run, journal):
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
                       largest=plan.largest(), wal_bytes_scanned=0,
                       wal_scan_processes=0)
-        _carry_out(run, facts, plan, journal, blocks)
+        restore = RestoreCommand(options.restore_command, control.xlog_seg_size,
+                                 scratch.path) if options.restore_command else None
+        _carry_out(run, facts, plan, journal, blocks,
+                   replay_wal(facts, listed.source_wal_end, listed.source_files), restore)
     except BaseException as exc:
         release_after_failed_run(run.reservation, lambda: _complete(journal), exc)
         raise
     finally:
         run.source.close()
+        scratch.remove()
         _report_rate(run)
     if not options.check_mode:      # (a dry run of a resumption reports no durations)
         result["duration_s"] = run.timer.durations

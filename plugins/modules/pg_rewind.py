@@ -364,6 +364,13 @@ min_recovery_point:
   contains:
     lsn: {description: "WAL location.", type: str}
     timeline: {description: "Its timeline (the source's).", type: int}
+wal_fetched_again:
+  description: WAL segments replay needs that the source recycled while the rewind copied, fetched
+    again from it (or restored with O(restore_command)) before pg_control was written.
+  returned: when there were any
+  type: list
+  elements: str
+  version_added: 0.2.0
 files:
   description: Files per action.
   returned: when a rewind is (or would be) done

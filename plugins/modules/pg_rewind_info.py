@@ -596,7 +596,8 @@ def main():
                 params["target_pgdata"], source, target_server,
                 restore_command=params["restore_command"], fallback=params["fallback"],
                 clone_when=params["clone_when"], replication=params["check_replication"],
-                config_file=params["config_file"])
+                config_file=params["config_file"],
+                allow_older_source=params["allow_older_source"])
         finally:
             if source is not None:
                 source.close()

@@ -56,7 +56,12 @@ def test_non_superuser_on_a_hot_standby_source(bed, collection, major):
     diverge_old_primary(c)
     c.stop()
     fo = Failover(c, b)
-    result = rewind(fo, source_server=_conninfo(b), parallel=2, primary_conninfo=b.conninfo())
+    # c was promoted from b's (still current) timeline 1: by its history c is the newer
+    # primary, and returning it to the older timeline is a deliberate choice (issue 19).
+    refused = rewind(fo, source_server=_conninfo(b), parallel=2, primary_conninfo=b.conninfo())
+    assert refused["failed"] and refused["error_code"] == "wrong_direction", refused
+    result = rewind(fo, source_server=_conninfo(b), parallel=2, primary_conninfo=b.conninfo(),
+                    allow_older_source=True)
     assert not result["failed"], result.get("msg")
     assert result["slot"]["created"]
     assert_follows_and_matches(fo, writer=a)

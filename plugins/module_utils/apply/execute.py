@@ -19,6 +19,7 @@ from ..pg.blockmap import block_runs
 from ..pg.datadir import BLCKSZ, DIRECTORY, FILE
 from ..errors import SourceError
 from ..plan.filemap import COPY, COPY_TAIL, CREATE, REMOVE, TRUNCATE
+from ..plan.walneeds import first_missing, missing_after_copy
 from ..standby.config import without_recovery_settings
 
 CHUNK = 1 << 20
@@ -138,6 +139,32 @@ def install_restored_wal(restore, keep_wal, target):
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     target.write("pg_wal/" + name, offset, chunk)
                     offset += len(chunk)
+
+
+def complete_replay_wal(replay, source, target, restore, seg_size: int) -> list:
+    """After the copy, before pg_control is written: every segment replay needs
+    (`replay`: (names, start, end)) is in the target's pg_wal. One the source removed
+    while it was copied is fetched again from it, else restored from the archive; when
+    neither has it the run fails (a rerun with restore_command completes it) rather
+    than end in a success that cannot start. Returns the names fetched again."""
+    names, start, end = replay
+    fetched = []
+    while True:
+        present = set(os.listdir(target.path("pg_wal")))
+        missing = first_missing(names, present, False)
+        if missing is None:
+            return fetched
+        data = source.read_file("pg_wal/" + missing)
+        if (data is None or len(data) != seg_size) and restore is not None:
+            restored = restore.fetch(missing)
+            if restored is not None:
+                with open(restored, "rb") as handle:
+                    data = handle.read()
+        if data is None or len(data) != seg_size:
+            raise missing_after_copy(missing, start, end)
+        target.create_empty("pg_wal/" + missing)
+        target.write("pg_wal/" + missing, 0, data)
+        fetched.append(missing)
 
 
 def sanitize_copied_auto_conf(plan, pgdata, target):

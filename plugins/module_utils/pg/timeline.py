@@ -124,6 +124,15 @@ def find_divergence(source: list, target: list) -> Divergence:
     return Divergence(target[index].tli, min(ends) if ends else 0, index)
 
 
+def descends_from_current(source: list, target: list, divergence: Divergence) -> bool:
+    """The target's history goes on past the source's current (open) timeline: the target
+    was promoted from it later, so it is the newer primary (`divergence` as found, twin
+    timelines already told apart)."""
+    last = len(source) - 1
+    return (divergence.target_index == last and source[last].end is None
+            and len(target) > len(source))
+
+
 def timeline_of_segment(history: list, seg_start: int, seg_end: int) -> int:
     """Which timeline's file holds WAL segment [seg_start, seg_end): the newest
     timeline in `history` that began before the segment ends (a segment holding a

@@ -19,8 +19,9 @@ from ..target.commands import RestoreCommand
 from ..pg.datadir import FILE, is_excluded
 from ..errors import RewindError
 from ..wal.discarded import discarded_report
-from .facts import gather_facts, scan_target_changes, target_facts
+from .facts import direction_problem, gather_facts, scan_target_changes, target_facts
 from .interrupted import interrupted_facts, is_interrupted
+from .walneeds import MISSING_CODE, check_replay_wal, listed_end, replay_segments
 from .filemap import COPY, COPY_TAIL, build_plan
 from ..pg.lsn import format_lsn
 from ..target.runlock import in_progress_error, running_rewind
@@ -36,9 +37,11 @@ PATH_NONE, PATH_REWIND, PATH_CLONE = "none", "rewind", "clone"
 FALLBACKS = ("fail", "clone")
 CLONE_WHEN = ("impossible", "cheaper", "always")
 DEFAULT_FALLBACK, DEFAULT_CLONE_WHEN = "fail", "impossible"
+# Rewinding the newer primary onto the older one is refused unless asked for.
+DEFAULT_ALLOW_OLDER_SOURCE = False
 
 # Of those, the ones that mean the target's WAL is not usable.
-_WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint")
+_WAL_UNUSABLE = ("wal_missing", "wal_corrupt", "no_common_checkpoint", MISSING_CODE)
 
 # Refusals that make a rewind impossible while a full copy from the source still works.
 REWIND_IMPOSSIBLE = {
@@ -48,6 +51,8 @@ REWIND_IMPOSSIBLE = {
     "wal_missing": "the target's WAL since the last common checkpoint is gone and cannot "
                    "be restored",
     "wal_corrupt": "the target's WAL since the last common checkpoint is damaged",
+    MISSING_CODE: "WAL the rewound node must replay is gone from both sides and cannot be "
+                  "restored",
 }
 
 # Free space kept beyond the bytes a run writes, on every filesystem it writes to.
@@ -145,7 +150,8 @@ def space_needed(writes: dict, free: dict) -> list:
 
 def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
            fallback: str = DEFAULT_FALLBACK, clone_when: str = DEFAULT_CLONE_WHEN,
-           replication: bool = False, running_wal_end: int = 0) -> dict:
+           replication: bool = False, running_wal_end: int = 0,
+           allow_older_source: bool = DEFAULT_ALLOW_OLDER_SOURCE) -> dict:
     """{plan, preflight} for rejoining `target_pgdata` to `source` (an open Source).
     Conditions that make one path impossible are findings here, not errors.
     `running_wal_end`: where the target's running server is in its WAL (past pg_control)."""
@@ -185,9 +191,13 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
                           "file_events": dict(changes.file_events),
                           "changed_blocks_from": changes_source(changes),
                           "discarded": discarded_report(changes, source)}
-                plan = build_plan(source_files, list_datadir(pgdata), changes.blocks,
+                target_files = list_datadir(pgdata)
+                source_end = source.wal_files_end(facts.source)
+                plan = build_plan(source_files, target_files, changes.blocks,
                                   control.fmt.tablespace_dir, facts.keep_wal, (),
-                                  facts.wal_copy_rule(source.wal_files_end(facts.source)))
+                                  facts.wal_copy_rule(source_end))
+                replay_wal_check(facts, source_end, source_files, plan.actions, target_files,
+                                 restore)
                 rewind_bytes = plan.fetch_bytes
                 rewind_writes = writes_per_filesystem(
                     pgdata, ((a.path, a.fetch_bytes if a.action in (COPY, COPY_TAIL) else 0)
@@ -222,11 +232,45 @@ def assess(target_pgdata: str, source, restore_command: Optional[str] = None,
         checks += space_needed(clone_writes, free_space(pgdata, clone_writes))
     elif choice.path == PATH_REWIND:
         checks += space_needed(rewind_writes, free_space(pgdata, rewind_writes))
+    if facts is not None and facts.rewind_required:
+        check = direction_check(direction_problem(facts), allow_older_source)
+        checks.insert(0, check)
+        if not check.ok:
+            choice = PathChoice(None, check.message)
     result = dict(counts, plan=asdict(choice), preflight=[asdict(c) for c in checks])
     if facts is not None:
         result.update(facts.summary())
         result["source"] = facts.source.summary()
     return result
+
+
+def replay_wal(facts, source_end: int, source_paths) -> tuple:
+    """(segments, from, to) a rewound node replays from its own pg_wal: from the facts, up
+    to the source's end of WAL as far as its listing (`source_paths`) saw it (what it
+    writes later is streamed)."""
+    start, seg = facts.replay_start()[0], facts.target.xlog_seg_size
+    end = listed_end(source_paths, facts.source_timeline, seg, source_end)
+    return replay_segments(facts.source_history, start, end, seg), start, end
+
+
+def replay_wal_check(facts, source_end: int, source_paths, actions, target_paths,
+                     restore) -> tuple:
+    """replay_wal(); refuses (plan/walneeds.py) when a segment will be neither in the
+    target's pg_wal after `actions` nor restorable."""
+    replay = replay_wal(facts, source_end, source_paths)
+    check_replay_wal(replay[0], actions, target_paths, restore is not None, *replay[1:])
+    return replay
+
+
+def direction_check(problem: str, allowed: bool) -> Check:
+    """The preflight's answer to 'is the target the older primary?' (facts.direction_problem)."""
+    if not problem:
+        return Check("direction", True, "the target's history does not descend from the "
+                                        "source's current timeline")
+    if allowed:
+        return Check("direction", True, problem + " Allowed by allow_older_source.")
+    return Check("direction", False, problem + " To return to the old primary on purpose, set "
+                 "allow_older_source: true (role: pg_rewind_allow_older_source).")
 
 
 def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[str] = None,

@@ -21,7 +21,8 @@ from ..pg.datadir import STATE_DIR
 from ..errors import RefusedError
 from ..pg.lsn import first_record_position, format_lsn
 from ..source.local import LocalSource
-from ..pg.timeline import Divergence, TimelineEntry, find_divergence, history_of
+from ..pg.timeline import Divergence, TimelineEntry, descends_from_current, find_divergence, \
+    history_of
 from ..pg.twins import (DIFFERENT, SAME, WalComparison, comparable_history, local_reader,
                         same_timeline_diverged, shared_timeline_start, source_reader)
 from ..wal.reader import WalReader
@@ -71,6 +72,7 @@ class RewindFacts:
     wal_compared: list = field(default_factory=list)
     fork_from_history: bool = False     # the fork is the history files' switch point
     checkpoint_walk_s: float = 0.0      # the walk back through the common WAL took
+    target_is_newer: bool = False        # the target descends from the source's timeline
 
     def scan_start(self) -> "ScanStart":
         """Where the changed-block scan starts: at the fork when replay from the last
@@ -189,7 +191,7 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None,
     reader = target_reader(target_pgdata, target, target_history, restore)
     try:
         checkpoint_end = reader.record_at(target.checkpoint).end_lsn
-        target_end = max(checkpoint_end, target.min_recovery_point, running_wal_end)
+        target_end = max(target_wal_end(reader, target, checkpoint_end), running_wal_end)
         facts = RewindFacts(target, source_control, target_tli, source_tli, target_history,
                             None, target_end, False, SAME_TIMELINE)
         if source_tli == target_tli:
@@ -217,6 +219,8 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None,
             return facts
         facts.rewind_required = True
         facts.reason = DIVERGED
+        facts.target_is_newer = descends_from_current(facts.source_history, target_history,
+                                                      facts.divergence)
         reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
         started = time.monotonic()
         facts.last_common_checkpoint = find_last_common_checkpoint(
@@ -226,6 +230,48 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None,
         return facts
     finally:
         reader.close()
+
+
+def direction_problem(facts: RewindFacts) -> str:
+    """Why rewinding this target would go the wrong way ('' when it would not): its
+    history descends from the source's current timeline, so it is the newer primary and
+    a rewind onto the source would discard everything it wrote since its promotion."""
+    if not facts.target_is_newer:
+        return ""
+    later = [e for e in facts.target_history if e.tli > facts.source_timeline]
+    return ("the target is on timeline %d, which descends from the source's current "
+            "timeline %d (the target was promoted from it at %s): the target is the newer "
+            "primary, and rewinding it onto the source would discard everything it wrote "
+            "on timeline %s. Check which node is which."
+            % (facts.target_timeline, facts.source_timeline, format_lsn(later[0].begin),
+               ", ".join(str(e.tli) for e in later)))
+
+
+def check_direction(facts: RewindFacts, allow_older_source: bool) -> None:
+    """Refuse to rewind the newer primary onto the older one, unless asked to."""
+    problem = direction_problem(facts)
+    if problem and not allow_older_source:
+        raise RefusedError(problem, hint="Point the source at the new primary and the target "
+                           "at the old one (role: swap the old_primary and new_primary groups); "
+                           "to return to the old primary on purpose, set allow_older_source: "
+                           "true (role: pg_rewind_allow_older_source: true).",
+                           code="wrong_direction")
+
+
+def target_wal_end(reader: WalReader, target: ControlFile, checkpoint_end: int) -> int:
+    """Where the target's WAL ends. Stopped cleanly, pg_control says it (the shutdown
+    checkpoint, or a standby's minimum recovery point). Crashed or still running, its
+    last checkpoint may be older than the fork while its WAL goes on past it: the end of
+    its valid WAL from that checkpoint on, as crash recovery would find it."""
+    end = max(checkpoint_end, target.min_recovery_point)
+    if target.cleanly_shut_down:
+        return end
+    ends = [end]
+
+    def visit(_lsn, end_lsn, *_record):
+        ends[0] = max(ends[0], end_lsn)
+    reader.walk(target.checkpoint, None, visit)
+    return ends[0]
 
 
 def _twin(facts: RewindFacts) -> bool:

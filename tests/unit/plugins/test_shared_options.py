@@ -15,14 +15,15 @@ from ansible_collections.pgops.rewind.plugins.module_utils.module_support import
     rejoin_argument_spec)
 from ansible_collections.pgops.rewind.plugins.module_utils.options import RewindOptions
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.assessment import (
-    DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK)
+    DEFAULT_ALLOW_OLDER_SOURCE, DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK)
 from ansible_collections.pgops.rewind.plugins.module_utils.source.connection import (
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOURCE_TIMEOUT)
 
 COLLECTION = Path(__file__).resolve().parents[3]
 ENGINE_DEFAULTS = {"connect_timeout": DEFAULT_CONNECT_TIMEOUT,
                    "source_timeout": DEFAULT_SOURCE_TIMEOUT,
-                   "fallback": DEFAULT_FALLBACK, "clone_when": DEFAULT_CLONE_WHEN}
+                   "fallback": DEFAULT_FALLBACK, "clone_when": DEFAULT_CLONE_WHEN,
+                   "allow_older_source": DEFAULT_ALLOW_OLDER_SOURCE}
 FRAGMENTS = {"pgops.rewind.connection": connection, "pgops.rewind.rejoin": rejoin}
 # What a module may add to a shared option's documentation (never its text or default).
 OVERRIDES = {"version_added", "required", "aliases"}
