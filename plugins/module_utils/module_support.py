@@ -14,7 +14,7 @@ from typing import Optional
 from .errors import RewindError
 from .plan.assessment import CLONE_WHEN, DEFAULT_CLONE_WHEN, DEFAULT_FALLBACK, FALLBACKS
 from .source.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOURCE_TIMEOUT
-from .source.libpq import secrets_of
+from .source.connection import secrets_of
 
 # Error details returned next to msg/error_code/hint (none of them may hold a secret).
 REPORTED_DETAILS = ("rewind_in_progress",)

@@ -140,7 +140,7 @@ def _facts(run, restore_dir):
             refusal = exc
         if facts is not None:
             check_source(run.source, facts.source)
-        run.reservation = wal_reservation(options)
+        run.reservation = wal_reservation(options, time_limit=run.timer.limit)
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):
             run.reservation = None      # nothing copied, and no slot for the standby
@@ -200,7 +200,7 @@ def _resume_clone(run, where):
     TargetDirectory(where, sync=run.options.sync).check_writer()
     check_not_running(where)
     run.source = _open_source(run.options, run.timer.limit)
-    run.reservation = wal_reservation(run.options)
+    run.reservation = wal_reservation(run.options, time_limit=run.timer.limit)
     try:
         with released_on_failure(run.reservation, lambda: False):
             _reserve_wal(run)
@@ -324,7 +324,7 @@ def _resume(run, journal):
     control = parse_control_file(journal.original_control(),
                                  "the journal's copy of the target pg_control")
     state = journal.load()
-    run.reservation = wal_reservation(options, state.get("wal_slot"))
+    run.reservation = wal_reservation(options, state.get("wal_slot"), run.timer.limit)
     if journal.finished():
         if options.check_mode:
             return result
