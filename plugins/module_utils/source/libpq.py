@@ -20,7 +20,7 @@ from ..pg.datadir import DIRECTORY, FILE, SYMLINK, FileEntry, is_state_dir
 from ..errors import SourceError
 from .bulk import BinaryRows, batches_of, in_parallel
 from ..pg.lsn import parse_lsn
-from .interface import Source
+from .interface import ServerSource
 from ..pg.datadir import DigestUnavailable
 from .connection import DEFAULT_CONNECT_TIMEOUT, ServerConnector, psycopg2
 from ..runtime.timeouts import TimeLimit
@@ -77,11 +77,10 @@ _FETCH_SQL = ("SELECT path, begin, pg_catalog.pg_read_binary_file(path, begin, l
               "FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS x(path, begin, len)")
 
 
-class LibpqSource(Source):
+class LibpqSource(ServerSource):
     """A running server reached with a libpq connection string."""
 
     kind = "libpq"
-    is_running = True
 
     def __init__(self, conninfo: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
                  parallel: int = 1, source_timeout: int = 0, time_limit: TimeLimit = None):
