@@ -237,7 +237,8 @@ server:
   type: dict
   contains:
     running: {description: "Whether a connection succeeded.", type: bool}
-    error: {description: "Why not, when it did not.", type: str}
+    error: {description: "Why not, when it did not; or why its status could not be read (it stopped answering).", type: str}
+    error_code: {description: "Stable code of that error (see the troubleshooting guide).", type: str}
     in_recovery: {description: "The server is a standby.", type: bool}
     timeline: {description: "Timeline it writes or receives.", type: int}
     wal_position: {description: "Current WAL location (replayed, for a standby).", type: str}
