@@ -12,6 +12,7 @@ case no connect_timeout, statement_timeout or TCP keepalive ends.
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -32,6 +33,7 @@ from support.scenarios import failover
 
 SOURCE_TIMEOUT = 3
 SLACK = 10          # process start, the shared CPU, the run's own clean-up
+GIVE_UP = 120       # a run still going then would hang for good
 
 
 def _with_password(node) -> str:
@@ -63,10 +65,14 @@ def _frozen_at(node, proc, marker) -> tuple:
     with frozen(node):
         released = time.monotonic()
         marker.unlink()
-        out = proc.stdout.read()
-        proc.wait(timeout=600)
+        proc.stdin = None               # written and closed when the run started
+        try:
+            out, err = proc.communicate(timeout=GIVE_UP)
+        except subprocess.TimeoutExpired:
+            proc.kill()                 # as before the connection factory: hung for good
+            out, err = proc.communicate()
+            pytest.fail("still running %d s after the server froze: %s" % (GIVE_UP, err))
         took = time.monotonic() - released
-    err = proc.stderr.read()
     return json.loads(out), took, out + err
 
 
