@@ -350,4 +350,3 @@ class LibpqSource(ServerSource):
         finally:
             for conn in conns[1:]:
                 conn.close()
-
