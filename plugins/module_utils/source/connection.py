@@ -180,7 +180,7 @@ class ServerConnector:
         return scrubbed(text, secrets=self.secrets)
 
     def connect(self, dbname: Optional[str] = None):
-        """An autocommit psycopg2 connection, its session's timeouts set."""
+        """A new autocommit connection (psycopg2), its session's timeouts set."""
         self.time_limit.check("connect to %s" % self.peer)
         params = added_settings(self.given, self.connect_timeout,
                                 bounded(self.time_limit.remaining(), self.max_connect_seconds))
