@@ -23,7 +23,7 @@ import sys
 
 from .errors import RewindError
 from .plan.assessment import inspect_and_assess
-from .source.libpq import secrets_of
+from .source.connection import scrubbed
 from .module_support import REPORTED_DETAILS, argument_defaults, rejoin_argument_spec
 from .options import RewindOptions
 from .rewind import run
@@ -117,11 +117,9 @@ def main(argv=None) -> int:
     except RewindError as exc:
         result = {"failed": True, "msg": str(exc), "error_code": exc.code, "hint": exc.hint}
         result.update((k, v) for k, v in exc.details.items() if k in REPORTED_DETAILS)
-    secrets = [params[name] for name in _SECRETS if params.get(name)]
-    secrets += [s for name in _SECRETS if params.get(name) for s in secrets_of(params[name])]
-    text = json.dumps(result, indent=2, sort_keys=True, default=str)
-    for secret in secrets:
-        text = text.replace(secret, "********")
+    given = [params[name] for name in _SECRETS if params.get(name)]
+    text = scrubbed(json.dumps(result, indent=2, sort_keys=True, default=str), *given,
+                    secrets=given)
     sys.stdout.write(text + "\n")
     return 1 if result.get("failed") else 0
 

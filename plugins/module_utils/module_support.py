@@ -15,7 +15,7 @@ from .errors import RewindError
 from .plan.assessment import CLONE_WHEN, DEFAULT_ALLOW_OLDER_SOURCE, DEFAULT_CLONE_WHEN, \
     DEFAULT_FALLBACK, FALLBACKS
 from .source.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOURCE_TIMEOUT
-from .source.libpq import secrets_of
+from .source.connection import secrets_of
 from .standby.quoting import conninfo_string, parse_conninfo
 
 # Error details returned next to msg/error_code/hint (none of them may hold a secret).

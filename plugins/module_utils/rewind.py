@@ -147,7 +147,7 @@ def _facts(run, restore_dir, running=None):
         _report_tls(run)
         validate_source(run.source, control, options)   # before crash recovery changes it
         config_file_for(options, control, pgdata, run.result)
-        run.reservation = wal_reservation(options)
+        run.reservation = wal_reservation(options, time_limit=run.timer.limit)
         with released_on_failure(run.reservation, lambda: False):
             _reserve_wal(run)       # the first thing on the source: its WAL from now on stays
             faults.moment("wal reserved")
@@ -236,7 +236,7 @@ def _resume_clone(run, where):
     TargetDirectory(where, sync=run.options.sync).check_writer()
     check_not_running(where)
     run.source = _open_source(run.options, run.timer.limit)
-    run.reservation = wal_reservation(run.options)
+    run.reservation = wal_reservation(run.options, time_limit=run.timer.limit)
     try:
         with released_on_failure(run.reservation, lambda: False):
             _reserve_wal(run)
@@ -374,7 +374,7 @@ def _resume(run, journal):
     control = parse_control_file(journal.original_control(),
                                  "the journal's copy of the target pg_control")
     state = journal.load()
-    run.reservation = wal_reservation(options, state.get("wal_slot"))
+    run.reservation = wal_reservation(options, state.get("wal_slot"), run.timer.limit)
     if journal.finished():
         if options.check_mode:
             return result

@@ -360,7 +360,8 @@ server:
            replay_lag_bytes: 0}
   contains:
     running: {description: "Whether a connection succeeded.", type: bool}
-    error: {description: "Why not, when it did not.", type: str}
+    error: {description: "Why not, when it did not; or why its status could not be read (it stopped answering).", type: str}
+    error_code: {description: "Stable code of that error (see the troubleshooting guide).", type: str}
     in_recovery: {description: "The server is a standby.", type: bool}
     timeline: {description: "Timeline it writes or receives.", type: int}
     wal_position: {description: "Current WAL location (replayed, for a standby).", type: str}
@@ -606,7 +607,8 @@ def main():
                                   params["slot_name"] or default_slot_name(),
                                   node_status(params["target_pgdata"], result.get("server")),
                                   drop=params["drop_unused_slot"] and not module.check_mode,
-                                  connect_timeout=params["connect_timeout"])
+                                  connect_timeout=params["connect_timeout"],
+                                  request_timeout=params["source_timeout"])
             result["slots"] = review["slots"]
             result["changed"] = review["changed"]
             result.setdefault("warnings", []).extend(review["warnings"])

@@ -42,6 +42,7 @@ from ..standby.hot_standby import raise_settings
 from ..pg.lsn import parse_lsn
 from ..target.runlock import RunLock
 from ..source.factory import fetch_connections
+from ..source.interface import ServerSource, running_server
 from ..target.directory import BACKUP_LABEL, TargetDirectory
 
 NEW_SUFFIX = ".pgops-new"
@@ -124,7 +125,8 @@ def wal_segments_between(label: str, stop_lsn: int, seg_size: int) -> list:
 class Clone:
     """One clone of `pgdata` from a libpq source."""
 
-    def __init__(self, pgdata: str, source, source_control, keep_files, sync: bool = True,
+    def __init__(self, pgdata: str, source: ServerSource, source_control, keep_files,
+                 sync: bool = True,
                  discard_old: bool = False, progress=None):
         self.pgdata = pgdata
         self.source = source
@@ -311,8 +313,9 @@ def _sync_tree_top(path: str, sync: bool) -> None:
 # --- the job -------------------------------------------------------------------------
 def run_clone(run, reason: str) -> None:
     """Rebuild `pgdata` from the source because the path chosen is clone (`reason`)."""
-    options, pgdata, source, result = run.options, run.pgdata, run.source, run.result
-    if not source.is_running:
+    options, pgdata, result = run.options, run.pgdata, run.result
+    source = running_server(run.source)
+    if source is None:
         raise RefusedError("the clone fallback copies from a running server.",
                            hint="Give source_server (the new primary) instead of source_pgdata.",
                            code="clone_needs_server")
@@ -350,8 +353,9 @@ def run_clone(run, reason: str) -> None:
 
 def resume_clone(run, where: str) -> None:
     """Complete a clone an earlier run began (`where` holds its journal)."""
-    options, source = run.options, run.source
-    if not source.is_running:
+    options = run.options
+    source = running_server(run.source)
+    if source is None:
         raise RefusedError("an interrupted clone is completed from a running server.",
                            hint="Give source_server (the new primary).",
                            code="clone_needs_server")

@@ -21,6 +21,7 @@ from ..errors import SourceError
 from ..plan.filemap import COPY, COPY_TAIL, CREATE, REMOVE, TRUNCATE
 from ..plan.walneeds import first_missing, missing_after_copy
 from ..standby.config import without_recovery_settings
+from ..source.interface import running_server
 
 CHUNK = 1 << 20
 
@@ -79,7 +80,7 @@ def execute_plan(plan, source, target, progress=None) -> ExecutionStats:
     A stopped source's whole files must come back exactly as long as they were listed
     (else one changed underneath us: refuse); a running server's may have moved on.
     """
-    exact_sizes = not source.is_running
+    exact_sizes = running_server(source) is None
     stats = ExecutionStats()
     for act in plan.actions:
         if act.action == CREATE:

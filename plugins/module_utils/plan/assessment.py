@@ -30,6 +30,7 @@ from ..target.server_status import replay_lag_bytes, server_status, written_past
 from ..target.config_location import config_check, locate_config
 from ..pg.datadir import list_datadir
 from ..wal.summary import changes_source
+from ..source.interface import ServerSource, running_server
 
 PATH_NONE, PATH_REWIND, PATH_CLONE = "none", "rewind", "clone"
 # The choices of the options fallback and clone_when, and their defaults (the modules'
@@ -295,8 +296,9 @@ def inspect_and_assess(target_pgdata: str, source=None, target_server: Optional[
         choice = PathChoice(PATH_REWIND, "an interrupted rewind: the same task completes it")
         result.update(plan=asdict(choice), preflight=[asdict(_writable(target_pgdata))])
         return result
-    if source.is_running and server and server.get("in_recovery"):
-        position = format_lsn(source.wal_position(source.control_file()))
+    running = running_server(source)
+    if running is not None and server and server.get("in_recovery"):
+        position = format_lsn(running.wal_position(running.control_file()))
         server["replay_lag_bytes"] = replay_lag_bytes(server, position)
     result.update(assess(target_pgdata, source, running_wal_end=written_past_control(server), **options))
     _check_config(target_pgdata, result, config_file, server)
@@ -324,7 +326,7 @@ def _writable(pgdata: str) -> Check:
                  % (pgdata, info.st_uid, os.geteuid()))
 
 
-def _missing_functions(source, functions) -> tuple:
+def _missing_functions(source: ServerSource, functions) -> tuple:
     """(superuser, replication, functions the role may not EXECUTE)."""
     rows = source.query(
         "SELECT r.rolsuper, r.rolreplication" + "".join(
@@ -337,19 +339,21 @@ def _missing_functions(source, functions) -> tuple:
 
 
 def _clone_privileges(source, fmt) -> list:
-    if not source.is_running:
+    server = running_server(source)
+    if server is None:
         return [Check("clone_source", False, "the clone fallback copies from a running server: "
                                              "give source_server")]
-    superuser, _replicator, missing = _missing_functions(source, fmt.backup.signatures)
+    superuser, _replicator, missing = _missing_functions(server, fmt.backup.signatures)
     return [Check("clone_privileges", superuser or not missing,
                   "the role may take a base backup" if superuser or not missing else
                   "the role lacks EXECUTE on %s, which the clone needs" % ", ".join(missing))]
 
 
 def _source_checks(source, replication: bool) -> list:
-    if not source.is_running:
+    server = running_server(source)
+    if server is None:
         return [Check("source_privileges", True, "the source is a local data directory")]
-    superuser, replicator, missing = _missing_functions(source, _SOURCE_FUNCTIONS)
+    superuser, replicator, missing = _missing_functions(server, _SOURCE_FUNCTIONS)
     checks = [Check("source_privileges", superuser or not missing,
                     "the role may read the source's files" if superuser or not missing else
                     "the role lacks EXECUTE on %s: GRANT it (docs/guide.md, Prerequisites)"

@@ -5,16 +5,17 @@
 
 `LocalSource` (local.py) reads a cleanly shut down data directory on this host;
 `LibpqSource` (libpq.py) reads a running server. Everything above sees only the
-`Source` methods.
+`Source` methods. A running server can do more -- answer queries, reserve its WAL --
+and says so by being a `ServerSource`; the callers that need that (the clone, the
+assessment's privilege checks) take a ServerSource, which `running_server()` gives
+them: the one place a Source is checked for being one.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Iterator, Optional
 
 from ..pg.controlfile import CONTROL_PATH, ControlFile, parse_control_file
-from ..pg.datadir import file_digest
 from ..errors import SourceError
 
 
@@ -22,7 +23,6 @@ class Source:
     """The source cluster, as the engine needs to see it."""
 
     kind = "abstract"
-    is_running = False      # a server that keeps writing (a clone needs one)
     parallel = 1            # connections the copy fetches over
 
     def rate_report(self) -> Optional[dict]:
@@ -93,7 +93,7 @@ class Source:
     def digests(self, files) -> dict:
         """{path: SHA-256 hex} of the source's copies of [(path, size)] (None when gone);
         DigestUnavailable when the source cannot checksum."""
-        return {path: file_digest(os.path.join(self.pgdata, path)) for path, _size in files}
+        raise NotImplementedError
 
     def end_of_wal(self, control: ControlFile) -> tuple:
         """(LSN, timeline) that replay must reach before the copied files are consistent."""
@@ -110,3 +110,27 @@ class Source:
 
     def close(self) -> None:
         pass
+
+
+class ServerSource(Source):
+    """A running server as the source: it keeps writing while it is read (a listed size
+    is a lower bound), and it answers queries and can reserve its WAL, which a clone (a
+    base backup) and the assessment's privilege checks need."""
+
+    def query(self, sql: str, params=None, what: str = "query the source") -> list:
+        """The rows of one SQL statement on the source, bounded as every request is."""
+        raise NotImplementedError
+
+    def reserve_wal_temporarily(self) -> Optional[str]:
+        """A slot reserving the source's WAL from now until release_wal() or the end of
+        the session; None when the role may not create one."""
+        raise NotImplementedError
+
+    def release_wal(self, slot: Optional[str]) -> None:
+        raise NotImplementedError
+
+
+def running_server(source: Optional[Source]) -> Optional[ServerSource]:
+    """`source` as a ServerSource when it is a running server, else None: the one check
+    of what kind a source is."""
+    return source if isinstance(source, ServerSource) else None

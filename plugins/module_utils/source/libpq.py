@@ -15,26 +15,16 @@ hang the run. Byte ranges are fetched in batches
 from __future__ import annotations
 
 import os
-import re
 
 from ..pg.datadir import DIRECTORY, FILE, SYMLINK, FileEntry, is_state_dir
 from ..errors import SourceError
 from .bulk import BinaryRows, batches_of, in_parallel
 from ..pg.lsn import parse_lsn
-from .interface import Source
+from .interface import ServerSource
 from ..pg.datadir import DigestUnavailable
-from .connection import DEFAULT_CONNECT_TIMEOUT, added_settings, check_tls_settings, \
-    connect_failure_code
+from .connection import DEFAULT_CONNECT_TIMEOUT, ServerConnector, psycopg2
 from ..runtime.ratelimit import RateLimit
-from ..runtime.timeouts import TimeLimit, Watchdog, bounded
-
-try:
-    import psycopg2
-    import psycopg2.extensions
-    HAS_PSYCOPG2 = True
-except ImportError:  # pragma: no cover - depends on the host
-    psycopg2 = None
-    HAS_PSYCOPG2 = False
+from ..runtime.timeouts import TimeLimit
 
 FETCH_BATCH_REQUESTS = 1000
 FETCH_BATCH_BYTES = 8 << 20      # bounds the memory a batch of chunks takes
@@ -48,10 +38,6 @@ def fetch_batch_bytes(connections: int) -> int:
     return max(1 << 20, min(FETCH_BATCH_BYTES, FETCH_MEMORY // (2 * connections)))
 
 
-_SECRET_KEYS = ("password",)
-# The server's statement_timeout ends a slow request cleanly; this side waits that much
-# longer before it cuts the connection of a source that does not answer at all.
-_WATCHDOG_GRACE = 5
 _GRANTS_HINT = ("Grant the rewind role EXECUTE on pg_ls_dir(text, boolean, boolean), "
                 "pg_stat_file(text, boolean), pg_read_binary_file(text) and "
                 "pg_read_binary_file(text, bigint, bigint, boolean), or use a superuser.")
@@ -92,106 +78,36 @@ _FETCH_SQL = ("SELECT path, begin, pg_catalog.pg_read_binary_file(path, begin, l
               "FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS x(path, begin, len)")
 
 
-class LibpqSource(Source):
+class LibpqSource(ServerSource):
     """A running server reached with a libpq connection string."""
 
     kind = "libpq"
-    is_running = True
 
     def __init__(self, conninfo: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
                  parallel: int = 1, source_timeout: int = 0, time_limit: TimeLimit = None,
                  max_rate: int = 0):
-        if not HAS_PSYCOPG2:
-            raise SourceError("the psycopg2 Python package is needed on the target host to "
-                              "read the source over libpq.", code="missing_psycopg2")
-        self._conninfo = conninfo
-        self._connect_timeout = connect_timeout
-        self._secrets = secrets_of(conninfo)
         self.parallel = max(1, parallel)
         self.source_timeout = source_timeout or 0
         self.time_limit = time_limit or TimeLimit(None)
         # max_rate: shared by every connection; charged what fetches and checksums read
         self.rate_limit = RateLimit(max_rate, self.time_limit)
-        self._watchdog = Watchdog()
-        try:
-            self._given = psycopg2.extensions.parse_dsn(conninfo)
-        except psycopg2.Error:
-            self._given = {}        # connecting says what is wrong with it
-        check_tls_settings(self._given)
+        self._server = ServerConnector(conninfo, connect_timeout, self.source_timeout,
+                                       self.time_limit, "the source server", read_only=True)
         self.conn = self._connect()
         self.server_version = self.conn.server_version
 
-    # --- sessions ---------------------------------------------------------------
+    # --- sessions (source/connection.py opens and guards them) --------------------------
     def _connect(self, dbname=None):
-        self.time_limit.check("connect to the source")
-        params = added_settings(self._given, self._connect_timeout, self.time_limit.remaining())
-        if dbname is not None:
-            params["dbname"] = dbname
-        try:
-            conn = psycopg2.connect(self._conninfo, **params)
-        except psycopg2.Error as exc:
-            raise self._connect_failed(exc, params.get("connect_timeout",
-                                                       self._given.get("connect_timeout"))) \
-                from None
-        conn.autocommit = True
-        settings = {"statement_timeout": "%ds" % self.source_timeout, "lock_timeout": "0",
-                    "idle_in_transaction_session_timeout": "0"}
-        if conn.server_version >= 170000:
-            settings["transaction_timeout"] = "0"
-
-        def configure():
-            with conn.cursor() as cur:
-                for name, value in settings.items():
-                    cur.execute("SET %s = '%s'" % (name, value))
-                cur.execute("SET default_transaction_read_only = on")
-                cur.execute("SELECT pg_catalog.set_config('search_path', '', false)")
-        self._call(conn, "configure the source session", configure)
-        return conn
-
-    def _connect_failed(self, exc, connect_timeout):
-        text = self._scrub(exc)
-        code = connect_failure_code(text)
-        if code == "source_timeout" and self.time_limit.expired():
-            return self.time_limit.error("connect to the source")
-        if code == "source_timeout":
-            return SourceError("the source did not complete the connection within %s s "
-                               "(connect_timeout): %s" % (connect_timeout, text), code=code)
-        if code.startswith("source_tls"):
-            return SourceError("cannot connect to the source server over TLS: %s" % text,
-                               code=code)
-        return SourceError("cannot connect to the source server: %s" % text, code=code)
+        return self._server.connect(dbname)
 
     def _call(self, conn, what, work):
-        """work() (a request on `conn`), cut off when the source does not answer within
-        source_timeout (plus a grace) or the run's time runs out."""
-        self.time_limit.check(what)
-        left = self.time_limit.remaining()
-        seconds = bounded(self.source_timeout and self.source_timeout + _WATCHDOG_GRACE,
-                          None if left is None else max(left, 0.01))
-        answer = None
-        with self._watchdog.guard(conn.fileno(), seconds) as ticket:
-            try:
-                answer = work()
-            except psycopg2.Error as exc:
-                if ticket.fired or self._statement_timed_out(exc):
-                    raise self._timed_out(what, exc) from None
-                self._run_failed(conn, exc, what)
-        if ticket.fired:
-            raise self._timed_out(what, None)
-        return answer
-
-    def _statement_timed_out(self, exc) -> bool:
-        return bool(self.source_timeout) and \
-            isinstance(exc, psycopg2.extensions.QueryCanceledError) and \
-            "statement timeout" in str(exc)
-
-    def _timed_out(self, what, exc):
-        if self.time_limit.expired():
-            return self.time_limit.error(what)
-        return SourceError("the source did not answer within %d s (source_timeout) while trying "
-                           "to %s%s" % (self.source_timeout, what,
-                                        (": " + self._scrub(exc)) if exc is not None else "."),
-                           code="source_timeout")
+        """work() (a request on `conn`) under the connector's watchdog; an error that is
+        not a timeout says what went wrong on the source."""
+        try:
+            return self._server.call(conn, what, work)
+        except psycopg2.Error as exc:
+            self._run_failed(conn, exc, what)
+            raise                   # not reached: _run_failed raises
 
     def tls(self) -> dict:
         """Whether the connection to the source is encrypted, and how it was verified."""
@@ -202,13 +118,10 @@ class LibpqSource(Source):
                     "protocol": info.ssl_attribute("protocol") if in_use else None,
                     "sslmode": info.dsn_parameters.get("sslmode")}
         except (AttributeError, psycopg2.Error):   # psycopg2 < 2.8
-            return {"in_use": None, "protocol": None, "sslmode": self._given.get("sslmode")}
+            return {"in_use": None, "protocol": None, "sslmode": self._server.given.get("sslmode")}
 
     def _scrub(self, exc) -> str:
-        text = str(getattr(exc, "pgerror", None) or exc).strip()
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
+        return self._server.scrub(exc)
 
     def _run(self, conn, sql, params, what):
         def work():
@@ -448,17 +361,3 @@ class LibpqSource(Source):
         finally:
             for conn in conns[1:]:
                 conn.close()
-
-
-def secrets_of(conninfo: str) -> list:
-    """Passwords in a conninfo string or URI, to keep them out of every message."""
-    secrets = []
-    if HAS_PSYCOPG2:
-        try:
-            parsed = psycopg2.extensions.parse_dsn(conninfo)
-            secrets.extend(v for k, v in parsed.items() if k in _SECRET_KEYS and v)
-        except psycopg2.Error:
-            pass
-    secrets.extend(m.group(1) for m in re.finditer(r"password\s*=\s*'?([^'\s]+)", conninfo))
-    secrets.extend(m.group(1) for m in re.finditer(r"://[^:/@]*:([^@]+)@", conninfo))
-    return sorted(set(s for s in secrets if s), key=len, reverse=True)

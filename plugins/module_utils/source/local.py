@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ..errors import RefusedError, SourceError
-from ..pg.datadir import list_datadir
+from ..pg.datadir import file_digest, list_datadir
 from ..pg.timeline import history_of
 from ..wal.reader import WalReader
 from ..wal.segments import SegmentDirectory
@@ -48,6 +48,9 @@ class LocalSource(Source):
 
     def list_files(self):
         return list_datadir(self.pgdata)
+
+    def digests(self, files):
+        return {path: file_digest(os.path.join(self.pgdata, path)) for path, _size in files}
 
     def wal_position(self, control):
         history = history_of(control.timeline, self.read_file, "source")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..source.libpq import HAS_PSYCOPG2, psycopg2
+from ..source.connection import HAS_PSYCOPG2, psycopg2
 from .quoting import parse_conninfo, quote_conninfo_value, quote_setting  # noqa: F401 (API)
 
 # Settings that tie a node to one upstream: stale when copied from another node.

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import RefusedError, SourceError
-from ..source.connection import (DEFAULT_CONNECT_TIMEOUT, added_settings, check_tls_settings,
-                                 connect_failure_code)
-from ..source.libpq import HAS_PSYCOPG2, psycopg2, secrets_of
+from ..runtime import faults
+from ..runtime.timeouts import TimeLimit
+from ..source.connection import DEFAULT_CONNECT_TIMEOUT, ServerConnector, psycopg2
 
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 REPLICATION_HINT = ("Give the source role the REPLICATION attribute (ALTER ROLE ... REPLICATION) "
@@ -45,38 +45,15 @@ def check_slot_name(name: str) -> None:
                            "and underscores, at most 63)." % name, code="bad_parameters")
 
 
-def connect(conninfo: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
-            statement_timeout: int = 0, time_left: Optional[float] = None):
-    """An autocommit session on the server the slot lives on, connected as the source is
-    (source/connection.py: a connect_timeout the connection string names wins, capped at
-    time_left; keepalives; weak TLS settings refused; the failure's error code);
-    statement_timeout in seconds (0: the server's). Errors carry no secret."""
-    if not HAS_PSYCOPG2:
-        raise SourceError("psycopg2 is needed to manage replication slots.",
-                          code="missing_psycopg2")
-    try:
-        given = psycopg2.extensions.parse_dsn(conninfo)
-    except psycopg2.Error:
-        given = {}              # connecting says what is wrong with it
-    check_tls_settings(given)
-    params = added_settings(given, connect_timeout, time_left)
-    if statement_timeout:
-        params["options"] = "-c statement_timeout=%ds" % statement_timeout
-    try:
-        conn = psycopg2.connect(conninfo, **params)
-    except psycopg2.Error as exc:
-        text = scrub(exc, conninfo)
-        raise SourceError("cannot connect to the new primary: %s" % text,
-                          code=connect_failure_code(text)) from None
-    conn.autocommit = True
-    return conn
-
-
-def scrub(exc, conninfo: str) -> str:
-    text = str(getattr(exc, "pgerror", None) or exc).strip()
-    for secret in secrets_of(conninfo):
-        text = text.replace(secret, "********")
-    return text
+def slot_connector(conninfo: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+                   request_timeout: int = 0, time_limit: Optional[TimeLimit] = None,
+                   peer: str = "the new primary", **bounds) -> ServerConnector:
+    """Sessions on the server the slot lives on, opened as the source's are (the factory
+    in source/connection.py: keepalives, connect_timeout, weak TLS refused, each request
+    bounded by request_timeout -- its statement_timeout -- and the watchdog, errors
+    without secrets)."""
+    return ServerConnector(conninfo, connect_timeout, request_timeout, time_limit, peer,
+                           **bounds)
 
 
 def may_use_slots(cur) -> bool:
@@ -119,26 +96,28 @@ def drop_slot(cur, name: str) -> None:
 def ensure_physical_slot(conninfo: str, name: str, present: bool = True,
                          check_mode: bool = False, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
                          statement_timeout: int = 0) -> dict:
-    """Create (or drop) the physical slot `name`; changed only when it did."""
+    """Create (or drop) the physical slot `name`; changed only when it did. Each request
+    is bounded by statement_timeout (the module's source_timeout; 0: unbounded)."""
     check_slot_name(name)
-    conn = connect(conninfo, connect_timeout, statement_timeout)
-    try:
-        with conn.cursor() as cur:
-            require_slot_privilege(cur)
-            state = slot_state(cur, name)
-            if state and state.slot_type != "physical":
-                raise RefusedError("slot %s exists but is a %s slot." % (name, state.slot_type),
-                                   code="bad_parameters")
-            changed = bool(state) != present
-            if changed and not check_mode:
-                if present:
-                    create_physical_slot(cur, name)
-                else:
-                    drop_slot(cur, name)
-            return {"changed": changed, "slot_name": name,
-                    "active": bool(state and state.active) if present else False}
-    except psycopg2.Error as exc:
-        raise SourceError("could not manage slot %s on the new primary: %s"
-                          % (name, scrub(exc, conninfo)), code="source_query") from None
-    finally:
-        conn.close()
+    what = "%s replication slot %s" % ("create" if present else "drop", name)
+    server = slot_connector(conninfo, connect_timeout, statement_timeout)
+    with server.session() as session:
+        faults.moment("slot " + ("create" if present else "drop"))
+        try:
+            with session.cursor(what) as cur:
+                require_slot_privilege(cur)
+                state = slot_state(cur, name)
+                if state and state.slot_type != "physical":
+                    raise RefusedError("slot %s exists but is a %s slot."
+                                       % (name, state.slot_type), code="bad_parameters")
+                changed = bool(state) != present
+                if changed and not check_mode:
+                    if present:
+                        create_physical_slot(cur, name)
+                    else:
+                        drop_slot(cur, name)
+                return {"changed": changed, "slot_name": name,
+                        "active": bool(state and state.active) if present else False}
+        except psycopg2.Error as exc:
+            raise SourceError("could not manage slot %s on the new primary: %s"
+                              % (name, server.scrub(exc)), code="source_query") from None

@@ -32,11 +32,10 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from ..errors import SourceError
-from ..source.connection import DEFAULT_CONNECT_TIMEOUT
-from ..source.libpq import psycopg2
+from ..source.connection import DEFAULT_CONNECT_TIMEOUT, psycopg2
 from ..target.directory import server_running
 from ..target.server_status import server_status
-from .slots import connect, drop_slot, scrub
+from .slots import drop_slot, slot_connector
 from .walreserve import DEFAULT_PREFIX
 
 _LIKE_PREFIX = DEFAULT_PREFIX.replace("_", "\\_") + "%"
@@ -104,31 +103,32 @@ def list_our_slots(cur, node_slot: str) -> list:
 
 
 def review_slots(conninfo: str, node_slot: str, server: Optional[dict], drop: bool,
-                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> dict:
+                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+                 request_timeout: int = 0) -> dict:
     """{"slots": [...], "changed": bool, "warnings": [...]}: our slots on the source, the
-    node's unused one dropped when `drop`."""
-    conn = connect(conninfo, connect_timeout)
+    node's unused one dropped when `drop`. Opened as every session is (the connection
+    factory: a frozen source is a timeout error, not a hang)."""
+    source = slot_connector(conninfo, connect_timeout, request_timeout)
     slots, warnings, changed = [], [], False
-    try:
-        with conn.cursor() as cur:
-            for slot in list_our_slots(cur, node_slot):
-                unused = streams_without(slot, node_slot, server)
-                dropped = False
-                if unused and drop:
-                    try:
-                        drop_slot(cur, slot.name)
-                        dropped = changed = True
-                    except psycopg2.Error as exc:
-                        warnings.append("replication slot %s could not be dropped: %s"
-                                        % (slot.name, scrub(exc, conninfo)))
-                slots.append(dict(asdict(slot), unused=unused, dropped=dropped))
-                if not slot.active and not dropped:
-                    warnings.append(_warning(slot, unused))
-    except psycopg2.Error as exc:
-        raise SourceError("could not list the replication slots on the source: %s"
-                          % scrub(exc, conninfo), code="source_query") from None
-    finally:
-        conn.close()
+    with source.session() as session:
+        try:
+            with session.cursor("review the replication slots") as cur:
+                for slot in list_our_slots(cur, node_slot):
+                    unused = streams_without(slot, node_slot, server)
+                    dropped = False
+                    if unused and drop:
+                        try:
+                            drop_slot(cur, slot.name)
+                            dropped = changed = True
+                        except psycopg2.Error as exc:
+                            warnings.append("replication slot %s could not be dropped: %s"
+                                            % (slot.name, source.scrub(exc)))
+                    slots.append(dict(asdict(slot), unused=unused, dropped=dropped))
+                    if not slot.active and not dropped:
+                        warnings.append(_warning(slot, unused))
+        except psycopg2.Error as exc:
+            raise SourceError("could not list the replication slots on the source: %s"
+                              % source.scrub(exc), code="source_query") from None
     return {"slots": slots, "changed": changed, "warnings": warnings}
 
 

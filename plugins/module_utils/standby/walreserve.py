@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from typing import Optional
 
 from ..errors import RefusedError, RewindError, SourceError
-from ..source.connection import DEFAULT_CONNECT_TIMEOUT
-from ..source.libpq import psycopg2
-from .slots import (check_slot_name, connect, create_physical_slot, drop_slot,
-                    require_slot_privilege, scrub, slot_state)
+from ..runtime import faults
+from ..runtime.timeouts import TimeLimit
+from ..source.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOURCE_TIMEOUT, psycopg2
+from .slots import (check_slot_name, create_physical_slot, drop_slot, require_slot_privilege,
+                    slot_connector, slot_state)
 
 DEFAULT_PREFIX = "pgops_rewind_"
 ACTIVE_WAIT_S = 10.0      # a walsender may hold the slot a moment after its standby stopped
@@ -47,10 +48,14 @@ class WalReservation:
     QUICK_SECONDS = 5
 
     def __init__(self, conninfo: str, name: str, keep: bool, owned: bool = False,
-                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT):
+                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+                 request_timeout: int = DEFAULT_SOURCE_TIMEOUT,
+                 time_limit: Optional[TimeLimit] = None):
         check_slot_name(name)
         self.conninfo = conninfo
         self.connect_timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
+        self.request_timeout = request_timeout      # the run's source_timeout (0: unbounded)
+        self.time_limit = time_limit
         self.name = name
         self.keep = keep
         self.owned = owned        # created by this rewind (this run or one it resumes)
@@ -59,21 +64,26 @@ class WalReservation:
         self.restart_lsn = None
 
     def _session(self, what, work, quick: bool = False):
+        """work(cursor) in one session on the source, every request of it bounded (the
+        connection factory's watchdog): by source_timeout and the run's time limit, or,
+        after a failure (quick), by QUICK_SECONDS."""
         if quick:
-            conn = connect(self.conninfo, self.connect_timeout, self.QUICK_SECONDS,
-                           time_left=self.QUICK_SECONDS)
+            server = slot_connector(self.conninfo, self.connect_timeout, self.QUICK_SECONDS,
+                                    peer="the source", timeout_option="after a failed run",
+                                    max_connect_seconds=self.QUICK_SECONDS)
         else:
-            conn = connect(self.conninfo, self.connect_timeout)
-        try:
-            with conn.cursor() as cur:
-                return work(cur)
-        except psycopg2.Error as exc:
-            raise SourceError("could not %s replication slot %s on the source: %s"
-                              % (what, self.name, scrub(exc, self.conninfo)),
-                              hint="Check the new primary's log and max_replication_slots; or "
-                                   "set reserve_wal: false.", code="slot_failed") from None
-        finally:
-            conn.close()
+            server = slot_connector(self.conninfo, self.connect_timeout, self.request_timeout,
+                                    self.time_limit, peer="the source")
+        with server.session() as session:
+            faults.moment("slot " + what)
+            try:
+                with session.cursor("%s replication slot %s" % (what, self.name)) as cur:
+                    return work(cur)
+            except psycopg2.Error as exc:
+                raise SourceError("could not %s replication slot %s on the source: %s"
+                                  % (what, self.name, server.scrub(exc)),
+                                  hint="Check the new primary's log and max_replication_slots; "
+                                       "or set reserve_wal: false.", code="slot_failed") from None
 
     def _usable_state(self, cur):
         """The slot as it is now (None: absent); refuses a name another user holds."""
@@ -152,20 +162,23 @@ class WalReservation:
         }
 
 
-def wal_reservation(options, journal_entry: Optional[dict] = None) -> Optional[WalReservation]:
+def wal_reservation(options, journal_entry: Optional[dict] = None,
+                    time_limit: Optional[TimeLimit] = None) -> Optional[WalReservation]:
     """The reservation a run makes: the one its journal records, else one per the options
-    (none for a local, stopped source, whose WAL nothing removes)."""
+    (none for a local, stopped source, whose WAL nothing removes). Its sessions are
+    bounded as the source's are: source_timeout per request, the run's time_limit."""
     if not options.source_server:
         return None
     keep = options.write_recovery_conf if options.keep_slot is None else options.keep_slot
+    bounds = dict(connect_timeout=options.connect_timeout,
+                  request_timeout=options.source_timeout, time_limit=time_limit)
     if journal_entry:
         return WalReservation(options.source_server, journal_entry["name"], keep,
-                              owned=journal_entry.get("owned", False),
-                              connect_timeout=options.connect_timeout)
+                              owned=journal_entry.get("owned", False), **bounds)
     if not options.reserve_wal:
         return None
     return WalReservation(options.source_server, options.slot_name or default_slot_name(), keep,
-                          connect_timeout=options.connect_timeout)
+                          **bounds)
 
 
 def release_after_failed_run(reservation: Optional[WalReservation], completed, exc) -> None:

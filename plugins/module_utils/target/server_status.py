@@ -12,61 +12,66 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..errors import SourceError
-from ..source.libpq import HAS_PSYCOPG2, psycopg2, secrets_of
+from ..errors import RewindError
+from ..runtime import faults
+from ..source.connection import ServerConnector, psycopg2
 from ..pg.lsn import parse_lsn
 
+# Each request of the status check; a server that does not answer is reported, not waited on.
+STATUS_REQUEST_TIMEOUT = 10
 
-def server_status(conninfo: str, connect_timeout: int = 10) -> dict:
+
+def server_status(conninfo: str, connect_timeout: int = 10,
+                  request_timeout: int = STATUS_REQUEST_TIMEOUT) -> dict:
     """{running, in_recovery, timeline, wal_position, wal_receiver{...}} of the server at
-    `conninfo`; running is False (with `error`) when it cannot be reached."""
-    if not HAS_PSYCOPG2:
-        raise SourceError("psycopg2 is needed to ask a running server for its status.",
-                          code="missing_psycopg2")
+    `conninfo`; running is False (with `error` and `error_code`) when it cannot be
+    reached, True with them when it stopped answering. Opened by the connection factory
+    (source/connection.py), so a frozen server cannot hang the check."""
+    server = ServerConnector(conninfo, connect_timeout, request_timeout,
+                             peer="the target's server", timeout_option="status check",
+                             read_only=True)
     try:
-        conn = psycopg2.connect(conninfo, connect_timeout=connect_timeout,
-                                fallback_application_name="pgops_rewind")
-    except psycopg2.Error as exc:
-        text = str(exc).strip()
-        for secret in secrets_of(conninfo):
-            text = text.replace(secret, "********")
-        return {"running": False, "error": text}
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_catalog.pg_is_in_recovery(), "
-                        "current_setting('server_version_num')::int")
-            in_recovery, version = cur.fetchone()
-            status = {"running": True, "in_recovery": in_recovery,
-                      "server_version_num": version, "wal_receiver": None}
-            status.update(_configuration_paths(cur))
-            if not in_recovery:
-                cur.execute("SELECT pg_catalog.pg_current_wal_lsn()::text, "
-                            "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn())")
-                lsn, name = cur.fetchone()
-                status.update(wal_position=lsn, timeline=int(name[:8], 16))
-                return status
-            cur.execute("SELECT pg_catalog.pg_last_wal_replay_lsn()::text, "
-                        "pg_catalog.pg_last_wal_receive_lsn()::text")
-            replay, receive = cur.fetchone()
-            status.update(wal_position=replay, received_position=receive)
-            cur.execute("SELECT status, received_tli, sender_host, sender_port, slot_name, "
-                        "conninfo FROM pg_catalog.pg_stat_wal_receiver")
-            row = cur.fetchone()
-            if row:
-                receiver_conninfo = row[5] or ""
-                for secret in secrets_of(receiver_conninfo):
-                    receiver_conninfo = receiver_conninfo.replace(secret, "********")
-                status["wal_receiver"] = {
-                    "status": row[0], "timeline": row[1], "sender_host": row[2],
-                    "sender_port": row[3], "slot_name": row[4],
-                    "streaming": row[0] == "streaming"}
-                status["timeline"] = row[1]
+        session = server.session()
+    except RewindError as exc:
+        return {"running": False, "error": exc.message, "error_code": exc.code}
+    with session:
+        faults.moment("server status")
+        try:
+            return _status(session.cursor("read its status"))
+        except RewindError as exc:
+            return {"running": True, "error": exc.message, "error_code": exc.code}
+        except psycopg2.Error as exc:
+            return {"running": True, "error": server.scrub(exc), "error_code": "source_query"}
+
+
+def _status(cur) -> dict:
+    with cur:
+        cur.execute("SELECT pg_catalog.pg_is_in_recovery(), "
+                    "current_setting('server_version_num')::int")
+        in_recovery, version = cur.fetchone()
+        status = {"running": True, "in_recovery": in_recovery,
+                  "server_version_num": version, "wal_receiver": None}
+        status.update(_configuration_paths(cur))
+        if not in_recovery:
+            cur.execute("SELECT pg_catalog.pg_current_wal_lsn()::text, "
+                        "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn())")
+            lsn, name = cur.fetchone()
+            status.update(wal_position=lsn, timeline=int(name[:8], 16))
             return status
-    except psycopg2.Error as exc:
-        return {"running": True, "error": str(exc).strip()}
-    finally:
-        conn.close()
+        cur.execute("SELECT pg_catalog.pg_last_wal_replay_lsn()::text, "
+                    "pg_catalog.pg_last_wal_receive_lsn()::text")
+        replay, receive = cur.fetchone()
+        status.update(wal_position=replay, received_position=receive)
+        cur.execute("SELECT status, received_tli, sender_host, sender_port, slot_name "
+                    "FROM pg_catalog.pg_stat_wal_receiver")
+        row = cur.fetchone()
+        if row:
+            status["wal_receiver"] = {
+                "status": row[0], "timeline": row[1], "sender_host": row[2],
+                "sender_port": row[3], "slot_name": row[4],
+                "streaming": row[0] == "streaming"}
+            status["timeline"] = row[1]
+        return status
 
 
 def _configuration_paths(cur) -> dict:
