@@ -35,11 +35,11 @@ from .options import RewindOptions
 from .plan.preconditions import check_source, cleanly_stopped_target, config_file_for, \
     restore_command_for, stopped_or_dry_run, validate_source
 from .runtime.ratelimit import parse_rate
+from .apply.session import open_run_source, report_rate, reserve_wal, unreserve_wal, warner
 from .runtime import faults
 from .runtime.progress import PhaseTimer, Progress, default_path
 from .target.runlock import RunLock
 from .runtime.scratch import ScratchDirectory, sweep_dead, write_private_file
-from .source.factory import open_source
 from .plan.survey import SurveyInBackground, take_survey
 from .target.commands import RestoreCommand
 from .target.directory import TargetDirectory, check_not_running
@@ -75,12 +75,12 @@ def _run_locked(options: RewindOptions) -> dict:
                                json.dumps(result["discarded"], indent=1, sort_keys=True).encode())
             result["discarded_file"] = options.discarded_file
         except OSError as exc:
-            _warner(result)("discarded_file: %s could not be written (%s); the report is in "
+            warner(result)("discarded_file: %s could not be written (%s); the report is in "
                             "this result's discarded." % (options.discarded_file, exc.strerror))
     if progress.path:
         result["progress_file"] = progress.path
     if progress.moved:
-        _warner(result)("progress file: %s; it is written to %s instead."
+        warner(result)("progress file: %s; it is written to %s instead."
                         % (progress.moved, progress.path or "no file"))
     result["progress_overhead"] = progress.overhead()
     return result
@@ -115,7 +115,7 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
     finally:
         if run.source is not None:
             run.source.close()
-            _report_rate(run)
+            report_rate(run)
         scratch.remove()
     run.result["duration_s"] = timer.durations
     return run.result
@@ -143,13 +143,12 @@ def _facts(run, restore_dir, running=None):
     options, pgdata = run.options, run.pgdata
     with run.timer("facts"):
         control = target_facts(pgdata)
-        run.source = _open_source(options, run.timer.limit)
-        _report_tls(run)
+        open_run_source(run)
         validate_source(run.source, control, options)   # before crash recovery changes it
         config_file_for(options, control, pgdata, run.result)
         run.reservation = wal_reservation(options, time_limit=run.timer.limit)
         with released_on_failure(run.reservation, lambda: False):
-            _reserve_wal(run)       # the first thing on the source: its WAL from now on stays
+            reserve_wal(run)       # the first thing on the source: its WAL from now on stays
             faults.moment("wal reserved")
             control = cleanly_stopped_target(pgdata, options, run.result, control,
                                              running is not None)
@@ -166,19 +165,10 @@ def _facts(run, restore_dir, running=None):
                 check_direction(facts, options.allow_older_source)
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):
-            _unreserve_wal(run)     # nothing copied, and no slot for the standby
+            unreserve_wal(run)     # nothing copied, and no slot for the standby
     if facts is not None and facts.checkpoint_walk_s:   # the common WAL, walked back
         run.timer.split("facts", "checkpoint_walk", facts.checkpoint_walk_s)
     return control, restore, facts, refusal
-
-
-def _unreserve_wal(run) -> None:
-    """Drop the slot this run reserved when the facts show nothing needs it."""
-    reservation, run.reservation = run.reservation, None
-    run.result.pop("slot", None)
-    if reservation.created and not run.options.check_mode:
-        reservation.release()
-        run.result["changed"] = bool(run.result.get("crash_recovery"))
 
 
 def _rejoin(run, journal, control, restore, facts, refusal) -> None:
@@ -235,30 +225,16 @@ def _clone_or_refuse(refusal, fallback) -> PathChoice:
 def _resume_clone(run, where):
     TargetDirectory(where, sync=run.options.sync).check_writer()
     check_not_running(where)
-    run.source = _open_source(run.options, run.timer.limit)
+    open_run_source(run)
     run.reservation = wal_reservation(run.options, time_limit=run.timer.limit)
     try:
         with released_on_failure(run.reservation, lambda: False):
-            _reserve_wal(run)
+            reserve_wal(run)
             resume_clone(run, where)
     finally:
         run.source.close()
     run.result["duration_s"] = run.timer.durations
     return run.result
-
-
-def _reserve_wal(run) -> None:
-    """Before anything is listed or copied, the slot that keeps the source's WAL (in check
-    mode only the privilege and the name are checked)."""
-    reservation, result = run.reservation, run.result
-    if reservation is None:
-        return
-    if run.options.check_mode:
-        reservation.check()
-    else:
-        reservation.reserve()
-        result["changed"] = result["changed"] or reservation.created
-    result["slot"] = reservation.summary(run.options.check_mode)
 
 
 def _complete(journal) -> bool:
@@ -362,7 +338,7 @@ def _build_plan(run, listed, blocks, facts):
                       facts.target.fmt.tablespace_dir, facts.keep_wal,
                       tuple(run.options.keep_files), facts.wal_copy_rule(listed.source_wal_end))
     plan, identical, _spared = drop_identical_copies(plan, run.source, run.pgdata,
-                                                     _warner(run.result), listed)
+                                                     warner(run.result), listed)
     return plan, identical
 
 
@@ -382,15 +358,14 @@ def _resume(run, journal):
         journal.complete()          # only the clean-up was left
         result["resumed_from"] = "finish"
         if run.standby_slot:
-            _reserve_wal(run)       # the standby's slot: still there
+            reserve_wal(run)       # the standby's slot: still there
         raised = raise_settings(options, run.pgdata, [target_facts(run.pgdata)], result)
         node_configuration(run, control, raised)
         result["duration_s"] = run.timer.durations
         return result
     run.target.sync_whole_tree = True   # what the interrupted run wrote may not be on disk
     run.timer.limit.phase = "facts"
-    run.source = _open_source(options, run.timer.limit)
-    _report_tls(run)
+    open_run_source(run)
     scratch = ScratchDirectory()    # WAL the copy missed, restored from the archive
     try:
         with run.timer("facts"):
@@ -400,7 +375,7 @@ def _resume(run, journal):
         result["target"] = control.summary()
         result["source"] = facts.source.summary()
         result["resumed_from"] = "copy"
-        _reserve_wal(run)
+        reserve_wal(run)
         entry = run.reservation.journal_entry() if run.reservation is not None else None
         if entry is not None and state.get("wal_slot") != entry and not options.check_mode:
             journal.update(wal_slot=entry)
@@ -423,31 +398,7 @@ def _resume(run, journal):
     finally:
         run.source.close()
         scratch.remove()
-        _report_rate(run)
+        report_rate(run)
     if not options.check_mode:      # (a dry run of a resumption reports no durations)
         result["duration_s"] = run.timer.durations
     return result
-
-
-def _open_source(options, limit):
-    return open_source(options.source_server, options.source_pgdata, options.parallel,
-                       connect_timeout=options.connect_timeout,
-                       source_timeout=options.source_timeout, time_limit=limit,
-                       max_rate=parse_rate(options.max_rate))
-
-
-def _report_rate(run):
-    report = run.source.rate_report()
-    if report is not None:
-        run.result["rate_limit"] = report
-
-
-def _report_tls(run):
-    tls = run.source.tls()
-    if tls is not None:
-        run.result["source_tls"] = tls
-
-
-def _warner(result):
-    """Warnings for the result (Ansible shows them); the run goes on."""
-    return lambda text: result.setdefault("warnings", []).append(text)
