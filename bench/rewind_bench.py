@@ -97,7 +97,11 @@ def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0
     if common_seconds:
         # The failover point: the primary's last checkpoint, then busy with no checkpoint
         # in between (checkpoint_timeout and max_wal_size are raised), all of it replayed
-        # by the standby before it is promoted.
+        # by the standby before it is promoted. The old primary keeps its WAL back to that
+        # checkpoint through the divergence and its shutdown checkpoint (wal_keep_size):
+        # native pg_rewind, with no archive, has no other way to find it.
+        primary.write_node_settings({"wal_keep_size": "'4GB'"})
+        primary.sql("SELECT pg_catalog.pg_reload_conf()")
         primary.checkpoint()
         print("[bench] common history: pgbench %d s after the last checkpoint ..."
               % common_seconds, flush=True)
