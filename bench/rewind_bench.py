@@ -100,8 +100,11 @@ def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0
         # by the standby before it is promoted. The old primary keeps its WAL back to that
         # checkpoint through the divergence and its shutdown checkpoint (wal_keep_size):
         # native pg_rewind, with no archive, has no other way to find it.
-        primary.write_node_settings({"wal_keep_size": "'4GB'"})
-        primary.sql("SELECT pg_catalog.pg_reload_conf()")
+        # The new primary likewise keeps the fork's WAL through the VACUUM below (it writes
+        # an image of every page the common history left without hint bits).
+        for node in (primary, standby):
+            node.write_node_settings({"wal_keep_size": "'4GB'"})
+            node.sql("SELECT pg_catalog.pg_reload_conf()")
         primary.checkpoint()
         print("[bench] common history: pgbench %d s after the last checkpoint ..."
               % common_seconds, flush=True)
