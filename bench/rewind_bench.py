@@ -94,17 +94,17 @@ def build(home: Path, scale: int, divergence: float, seconds: int, rows: int = 0
     print("[bench] building the standby ...", flush=True)
     standby = primary.create_standby("standby")
     primary.wait_for_replay(standby)
+    # The old primary keeps its WAL back to the last common checkpoint through the
+    # divergence and its shutdown checkpoint, without which native pg_rewind (no archive)
+    # cannot find it; the new primary keeps the fork's WAL through the VACUUM below
+    # (an image of every page left without hint bits: over 1 GB at the failover point).
+    for node in (primary, standby):
+        node.write_node_settings({"wal_keep_size": "'4GB'"})
+        node.sql("SELECT pg_catalog.pg_reload_conf()")
     if common_seconds:
         # The failover point: the primary's last checkpoint, then busy with no checkpoint
         # in between (checkpoint_timeout and max_wal_size are raised), all of it replayed
-        # by the standby before it is promoted. The old primary keeps its WAL back to that
-        # checkpoint through the divergence and its shutdown checkpoint (wal_keep_size):
-        # native pg_rewind, with no archive, has no other way to find it.
-        # The new primary likewise keeps the fork's WAL through the VACUUM below (it writes
-        # an image of every page the common history left without hint bits).
-        for node in (primary, standby):
-            node.write_node_settings({"wal_keep_size": "'4GB'"})
-            node.sql("SELECT pg_catalog.pg_reload_conf()")
+        # by the standby before it is promoted.
         primary.checkpoint()
         print("[bench] common history: pgbench %d s after the last checkpoint ..."
               % common_seconds, flush=True)
