@@ -11,28 +11,11 @@ import pytest
 from support.ansible import run_module
 from support.env import TEST_PASSWORD
 from support.rewound import assert_follows_and_matches
+from support.roles import HOSTILE_PASSWORD, password_only_rewind_role
 from support.scenarios import failover
 
 # Contains the suite's secret marker, so any leak of it is caught by the secret check.
-HOSTILE_PASSWORD = TEST_PASSWORD + " it's a \\back\\slash = 'x' é"
 SLOT = "pgops_login_options"
-
-
-def _password_only_source(node):
-    # (11 stores md5 by default: scram needs the password stored as scram)
-    node.sql("SET password_encryption = 'scram-sha-256';"
-             "CREATE ROLE rewind LOGIN REPLICATION PASSWORD %s", (HOSTILE_PASSWORD,))
-    node.sql("GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind;"
-             "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO rewind;"
-             "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO rewind;"
-             "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, "
-             "boolean) TO rewind")
-    (node.datadir / "pg_hba.conf").write_text(
-        "local all all trust\n"
-        "host all postgres 127.0.0.1/32 trust\n"
-        "host all rewind 127.0.0.1/32 scram-sha-256\n"
-        "host replication rewind 127.0.0.1/32 scram-sha-256\n")
-    node.sql("SELECT pg_reload_conf()")
 
 
 def _login(node) -> dict:
@@ -49,7 +32,7 @@ def _assert_no_secret(result):
 def test_login_password_reaches_every_module_unharmed(bed, collection, major):
     fo = failover(bed, major)
     old, new = fo.old_primary, fo.new_primary
-    _password_only_source(new)
+    password_only_rewind_role(new)
     where = {"host": "127.0.0.1", "port": new.port, "user": "rewind", "dbname": "postgres"}
 
     # The options override the string's keys (a wrong port and role in it).
@@ -98,7 +81,7 @@ def test_login_password_reaches_every_module_unharmed(bed, collection, major):
 def test_wrong_password_and_bad_combinations_are_refused(bed, collection):
     node = bed.cluster("node", 15).init()
     node.start()
-    _password_only_source(node)
+    password_only_rewind_role(node)
     wrong = run_module("pg_physical_slot", dict(_login(node), login_password="not it",
                                                 name=SLOT))
     assert wrong["failed"] and "password authentication failed" in wrong["msg"], wrong

@@ -12,35 +12,20 @@ import pytest
 from support.ansible import ansible_env
 from support.compare import compare
 from support.env import TEST_PASSWORD, VENV_PYTHON
+from support.roles import HOSTILE_PASSWORD, password_only_rewind_role
 from support.scenarios import failover
 
 from ansible_collections.pgops.rewind.plugins.module_utils.runtime.progress import default_path
 
 # Contains the suite's secret marker, so any leak of it is caught by the secret check.
-HOSTILE_PASSWORD = TEST_PASSWORD + " it's a \\back\\slash = 'x' é"
 VAULT_SECRET = "vault-key-for-the-test"
-
-
-def _password_only_source(node):
-    node.sql("CREATE ROLE rewind LOGIN REPLICATION PASSWORD %s", (HOSTILE_PASSWORD,))
-    node.sql("GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind;"
-             "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO rewind;"
-             "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO rewind;"
-             "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, "
-             "boolean) TO rewind")
-    (node.datadir / "pg_hba.conf").write_text(
-        "local all all trust\n"
-        "host all postgres 127.0.0.1/32 trust\n"
-        "host all rewind 127.0.0.1/32 scram-sha-256\n"
-        "host replication rewind 127.0.0.1/32 scram-sha-256\n")
-    node.sql("SELECT pg_reload_conf()")
 
 
 @pytest.mark.parametrize("become_method", ["su", "sudo"])
 def test_root_runs_the_shipped_playbook_with_vaulted_passwords(bed, collection, become_method):
     fo = failover(bed, 16)
     old, new = fo.old_primary, fo.new_primary
-    _password_only_source(new)
+    password_only_rewind_role(new)
     home = bed.home
     (home / "vault-pass").write_text(VAULT_SECRET + "\n")
     secrets = home / "secrets.yml"
