@@ -76,12 +76,12 @@ def _run_locked(options: RewindOptions) -> dict:
             result["discarded_file"] = options.discarded_file
         except OSError as exc:
             warner(result)("discarded_file: %s could not be written (%s); the report is in "
-                            "this result's discarded." % (options.discarded_file, exc.strerror))
+                           "this result's discarded." % (options.discarded_file, exc.strerror))
     if progress.path:
         result["progress_file"] = progress.path
     if progress.moved:
         warner(result)("progress file: %s; it is written to %s instead."
-                        % (progress.moved, progress.path or "no file"))
+                       % (progress.moved, progress.path or "no file"))
     result["progress_overhead"] = progress.overhead()
     return result
 
