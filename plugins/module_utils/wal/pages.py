@@ -84,6 +84,14 @@ class WalPages:
         tli = timeline_of_segment(self.history, seg_start, seg_start + self.seg_size)
         return tli, segno
 
+    def open_segment(self, segno: int):
+        """The file of segment `segno` of this history (None: missing), counted as read."""
+        tli, segno = self._segment_for(segno * self.seg_size)
+        handle = self.segments.open(tli, segno)
+        if handle is not None:
+            self._segments_read.add((tli, segno))
+        return handle
+
     def _load_chunk(self, page_lsn):
         tli, segno = self._segment_for(page_lsn)
         if self._file_key != (tli, segno):

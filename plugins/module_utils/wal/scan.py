@@ -23,6 +23,7 @@ from .discarded import COUNTED_RMGRS, DiscardedWork, count_record, counting_read
 from ..errors import MissingWalError, RewindError, WalError
 from ..pg.lsn import first_record_position, format_lsn
 from ..pg.versions import MajorFormat
+from .checkpoint_search import search_last_checkpoint
 from .reader import RawRecord
 from .record import (BKPBLOCK_FORK_MASK, MAIN_FORKNUM, RM_DBASE_ID, RM_RELMAP_ID, RM_SMGR_ID,
                      XLR_SPECIAL_REL_UPDATE, checkpoint_of, decode_record, file_event,
@@ -40,6 +41,7 @@ class LastCommonCheckpoint:
     # between it and the fork that may have changed them (FPW_CHANGE, PARAMETER_CHANGE).
     full_page_writes: Optional[bool] = None
     fpw_changed_at: Optional[int] = None
+    found: str = "walk"     # how: "search" (checkpoint_search.py) or "walk" back
 
     def as_dict(self) -> dict:
         return {"lsn": format_lsn(self.lsn), "timeline": self.tli, "redo": format_lsn(self.redo)}
@@ -66,12 +68,25 @@ class TargetChanges:
 
 
 def find_last_common_checkpoint(reader, divergence_lsn: int, fmt: MajorFormat):
-    """Walk back through xl_prev from the fork to the newest checkpoint record before it.
+    """The newest checkpoint record before the fork, and the first record between the
+    two that may change whether pages get full-page images (design.md: where the scan
+    may start at the fork).
 
-    Every record header of that stretch is read anyway, so the walk also notes the
-    records that may change whether pages get full-page images (design.md: where the
-    scan may start at the fork)."""
+    Searched for in the WAL's bytes (wal/checkpoint_search.py), which reads each common
+    segment once at disk speed; when the search cannot tell, walked back to."""
     fork = first_record_position(divergence_lsn, reader.seg_size)
+    found = search_last_checkpoint(reader, fork, fmt)
+    if found is not None:
+        checkpoint = checkpoint_of(decode_record(reader.record_at(found.lsn), fmt), fmt)
+        return LastCommonCheckpoint(found.lsn, checkpoint.timeline, checkpoint.redo,
+                                    checkpoint.full_page_writes, found.fpw_changed_at,
+                                    found="search")
+    return walk_back_to_checkpoint(reader, fork, divergence_lsn, fmt)
+
+
+def walk_back_to_checkpoint(reader, fork: int, divergence_lsn: int, fmt: MajorFormat):
+    """Walk back through xl_prev from the fork to the newest checkpoint record before it,
+    noting the records that may change full-page writes on the way."""
     lsn = fork
     fpw_changed_at = None
     while True:
