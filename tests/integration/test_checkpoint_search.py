@@ -22,7 +22,7 @@ from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import segment
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.checkpoint_search import \
     search_last_checkpoint
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import (
-    changes_full_page_writes, is_checkpoint)
+    XLOG_FPW_CHANGE, XLOG_PARAMETER_CHANGE, changes_full_page_writes, is_checkpoint)
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import (
     find_last_common_checkpoint, walk_back_to_checkpoint)
 from support.walread import first_record, read_records, reader_for
@@ -46,6 +46,10 @@ def _workload(node):
             _fpw(node, "off")
             node.sql("UPDATE t SET v = 'nofpw' WHERE id % 5 = 0")
             _fpw(node, "on")
+        if round_ == 2:      # a restart with another setting: XLOG_PARAMETER_CHANGE
+            node.sql("ALTER SYSTEM SET max_prepared_transactions = 7")
+            node.restart()
+            node.sql("UPDATE t SET v = 'restarted' WHERE id % 7 = 0")
         node.sql("SELECT pg_switch_wal()")
         node.sql("INSERT INTO t SELECT g, repeat('y', 3000) FROM generate_series(1, 300) g")
 
@@ -74,8 +78,11 @@ def test_search_equals_walk(bed, major):
     fmt = reader.fmt
     checkpoints = [r.lsn for r in records if is_checkpoint(r)]
     fpw_changes = [r.lsn for r in records if changes_full_page_writes(r)]
-    assert len(checkpoints) >= 5 and fpw_changes, (checkpoints, fpw_changes)
-    after = {records[i + 1].lsn for i, r in enumerate(records[:-1]) if is_checkpoint(r)}
+    kinds = {r.info & 0xF0 for r in records if changes_full_page_writes(r)}
+    assert len(checkpoints) >= 5 and kinds == {XLOG_FPW_CHANGE, XLOG_PARAMETER_CHANGE}, \
+        (checkpoints, fpw_changes, kinds)
+    after = {records[i + 1].lsn for i, r in enumerate(records[:-1])
+             if is_checkpoint(r) or changes_full_page_writes(r)}
     forks = sorted(after | {records[i].lsn for i in range(1, len(records), len(records) // 40)}
                    | {records[-1].lsn})
     compared = 0

@@ -75,6 +75,9 @@ class MajorFormat:
     recovery_conf: bool = False           # standby configured by recovery.conf (11)
     transaction_timeout: bool = False     # the GUC exists (17+)
     wal_summaries: bool = False           # pg_wal/summaries, summarize_wal (17+)
+    # sizeof(xl_parameter_change): main data of XLOG_PARAMETER_CHANGE (12 added
+    # max_wal_senders: five ints and two bools before, six ints and two bools since)
+    parameter_change_size: int = 28
 
     @property
     def tablespace_dir(self) -> str:
@@ -97,7 +100,7 @@ _NEW_IMAGE = ImageFlags(has_hole=0x01, apply=0x02, compressed_mask=0x04 | 0x08 |
 
 FORMATS = {
     11: MajorFormat(11, 201809051, 1100, "v11", 0xD098, 80, _DBASE_11, _OLD_IMAGE,
-                    recovery_conf=True),
+                    recovery_conf=True, parameter_change_size=24),
     12: MajorFormat(12, 201909212, 1201, "v12", 0xD101, 88, _DBASE_11, _OLD_IMAGE),
     13: MajorFormat(13, 202007201, 1300, "v13", 0xD106, 88, _DBASE_13, _OLD_IMAGE),
     14: MajorFormat(14, 202107181, 1300, "v13", 0xD10D, 88, _DBASE_13, _OLD_IMAGE,

@@ -8,9 +8,9 @@ a real failover minutes of common WAL lie between the last checkpoint and the fo
 millions of records (issue 20: 6 of 11 seconds). A checkpoint record has a fixed shape:
 resource manager XLOG, info CHECKPOINT_SHUTDOWN or _ONLINE, and the length
 SizeOfXLogRecord + 2 + sizeof(CheckPoint) of its major. So each segment, from the fork's
-back, is read in large sequential windows, its page headers cut out (a record header
-split across two pages is whole again), and searched for that shape by a regular
-expression, at C speed.
+back, is read in large sequential windows (the segment before is prefetched meanwhile)
+and searched for that shape by a regular expression whose exact length leads, at memory
+speed; a record header split by a page header is matched in the seams between pages.
 
 A match is only a candidate: bytes inside another record's data can look the same, a
 valid CRC included. It is proved to be a record by the page it lies on: the page header
@@ -19,14 +19,13 @@ earlier pages), and hopping from there by each record's length lands on the cand
 exactly, or it is not a record. Then the reader checks it as it checks every record
 (page header, prev-link, CRC). The newest proved checkpoint before the fork is the one
 the walk back would reach first. The same pass finds the records that may change
-full-page writes (FPW_CHANGE, PARAMETER_CHANGE; any length below 256). When something is
+full-page writes (FPW_CHANGE, PARAMETER_CHANGE, of their major's lengths). When something is
 not as expected (a missing segment, a record that fails its checks) the search gives up
 and the walk back decides, with its own errors.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 import struct
 from typing import NamedTuple, Optional
@@ -43,8 +42,6 @@ SIZE_OF_DATA_SHORT = 2         # XLR_BLOCK_ID_DATA_SHORT and its one-byte length
 
 _PAGE_HEADER = struct.Struct("<HHIQI")      # magic, info, tli, pageaddr, rem_len
 _U32 = struct.Struct("<I")
-# Any length from 26 to 255, rmid XLOG, info PARAMETER_CHANGE (0x60) or FPW_CHANGE (0x80).
-_FPW_SHAPE = re.compile(b"[\x1a-\xff]\x00\x00\x00.{12}[\x60-\x6f\x80-\x8f]\x00", re.S)
 # XLOG_SWITCH: a bare header (24 bytes), info 0x40; the rest of its segment is padding.
 _SWITCH_SHAPE = re.compile(b"\x18\x00\x00\x00.{12}[\x40-\x4f]\x00", re.S)
 
@@ -56,10 +53,24 @@ class CheckpointFound(NamedTuple):
     candidates_rejected: int          # matches of a shape that were not records
 
 
+def _xlog_shape(data_size: int, info: bytes):
+    """The header of an XLOG record with `data_size` bytes of main data and an info byte
+    in the class `info`. Its exact length leads, so the search runs at memory speed (a
+    leading length class, such as any length below 256, makes it twenty times slower)."""
+    length = _U32.pack(SIZE_OF_RECORD_HEADER + SIZE_OF_DATA_SHORT + data_size)
+    return re.compile(re.escape(length) + b".{12}" + info + b"\x00", re.S)
+
+
 def checkpoint_shape(fmt: MajorFormat):
-    """The bytes a checkpoint record's header starts with, as a pattern."""
-    length = _U32.pack(SIZE_OF_RECORD_HEADER + SIZE_OF_DATA_SHORT + fmt.checkpoint_size)
-    return re.compile(re.escape(length) + b".{12}[\x00-\x1f]\x00", re.S)
+    """CHECKPOINT_SHUTDOWN (0x00) or CHECKPOINT_ONLINE (0x10): sizeof(CheckPoint)."""
+    return _xlog_shape(fmt.checkpoint_size, b"[\x00-\x1f]")
+
+
+def fpw_shapes(fmt: MajorFormat) -> tuple:
+    """XLOG_FPW_CHANGE (0x80: one bool) and XLOG_PARAMETER_CHANGE (0x60:
+    xl_parameter_change, whose size is the major's)."""
+    return (_xlog_shape(1, b"[\x80-\x8f]"),
+            _xlog_shape(fmt.parameter_change_size, b"[\x60-\x6f]"))
 
 
 def search_last_checkpoint(reader, fork: int, fmt: MajorFormat) -> Optional[CheckpointFound]:
@@ -82,6 +93,7 @@ class _Search:
     def __init__(self, reader, fork, fmt):
         self.reader, self.fork, self.fmt = reader, fork, fmt
         self.checkpoint = checkpoint_shape(fmt)
+        self.fpw_shapes = fpw_shapes(fmt)
         self.fpw_changes = []          # proved, newer than any window searched later
         self.invalid = []              # pages of this segment that are not WAL
         self.switches = []             # proved XLOG_SWITCH records of this segment
@@ -96,6 +108,7 @@ class _Search:
         if handle is None:
             self.gave_up = True
             return None
+        self.reader.prefetch_segment(segno - 1)      # read while this one is searched
         self.invalid, self.switches = [], []
         try:
             last_page = min(seg_start + seg_size, self.fork - self.fork % XLOG_BLCKSZ
@@ -130,27 +143,18 @@ class _Search:
         self.bytes_read += len(data)
         if len(data) != read_end - start:
             raise WalError("short read")
-        offsets, parts, size = [], [], 0
         magic = self.fmt.wal_page_magic
-        for page in range(0, len(data), XLOG_BLCKSZ):
+        for page in range(0, end - start, XLOG_BLCKSZ):
             page_magic, _info, _tli, pageaddr, _rem = _PAGE_HEADER.unpack_from(data, page)
-            if (page_magic != magic or pageaddr != start + page) and start + page < end:
+            if page_magic != magic or pageaddr != start + page:
                 self.invalid.append(start + page)
-            header = LONG_PAGE_HEADER if start + page == seg_start else SHORT_PAGE_HEADER
-            offsets.append(size)
-            part = data[page + header:page + XLOG_BLCKSZ]
-            if start + page >= end:                  # the next page: only its head
-                part = part[:SIZE_OF_RECORD_HEADER]
-            parts.append(part)
-            size += len(part)
-        payload = b"".join(parts)
-        searched = offsets[(end - start) // XLOG_BLCKSZ] if end < read_end else size
-        pages = _Pages(self, data, start, seg_start, offsets)
-        self.switches.extend(lsn for lsn in pages.matches(_SWITCH_SHAPE, payload, searched)
-                             if pages.is_record(lsn, _is_switch))
-        fpw = [lsn for lsn in pages.matches(_FPW_SHAPE, payload, searched)
+        pages = _Pages(self, data, start, end, seg_start)
+        if self.invalid:        # this window's or a later one's: a switch may explain them
+            self.switches.extend(lsn for lsn in pages.matches(_SWITCH_SHAPE)
+                                 if pages.is_record(lsn, _is_switch))
+        fpw = [lsn for shape in self.fpw_shapes for lsn in pages.matches(shape)
                if pages.is_record(lsn, changes_full_page_writes)]
-        for lsn in sorted(pages.matches(self.checkpoint, payload, searched), reverse=True):
+        for lsn in sorted(pages.matches(self.checkpoint), reverse=True):
             if pages.is_record(lsn, is_checkpoint):
                 later = [at for at in fpw + self.fpw_changes if at > lsn]
                 return CheckpointFound(lsn, min(later) if later else None, self.bytes_read,
@@ -166,27 +170,53 @@ def _is_switch(raw) -> bool:
 class _Pages:
     """The pages of one window, and which of their positions are records."""
 
-    def __init__(self, search, data, start, seg_start, offsets):
-        self.search, self.data, self.start = search, data, start
-        self.seg_start, self.offsets = seg_start, offsets
+    def __init__(self, search, data, start, end, seg_start):
+        self.search, self.data, self.start, self.end = search, data, start, end
+        self.seg_start = seg_start
+        self._seam_bytes = None
         self.starts = {}                    # page LSN -> {record LSN: the record before}
 
-    def matches(self, shape, payload, searched):
-        """LSNs of the 8-aligned matches of `shape` starting before `searched` (matches
-        may overlap, so each search resumes one byte after the last match's start)."""
-        found, pos = [], 0
+    def matches(self, shape) -> set:
+        """LSNs of the 8-aligned matches of `shape` that start in [start, end) of the
+        window and before the fork. Headers that lie on one page are matched in the
+        window's bytes as they are; the few split by a page header are matched in the
+        seams: the last 24 bytes of each page joined to the first 24 after the next
+        page's header."""
+        data, found = self.data, set()
+        limit = min(self.end, self.search.fork) - self.start
+        pos = 0
+        while True:                # matches may overlap: resume one byte after each start
+            match = shape.search(data, pos, limit + SIZE_OF_RECORD_HEADER)
+            if match is None or match.start() >= limit:
+                break
+            off = pos = match.start()
+            if off % 8 == 0 and off % XLOG_BLCKSZ <= XLOG_BLCKSZ - SIZE_OF_RECORD_HEADER:
+                found.add(self.start + off)
+            pos += 1
+        seams = self._seams()
+        pos = 0
         while True:
-            match = shape.search(payload, pos, searched + SIZE_OF_RECORD_HEADER)
-            if match is None or match.start() >= searched:
-                return found
-            off = match.start()
-            page = bisect.bisect_right(self.offsets, off) - 1
-            page_lsn = self.start + page * XLOG_BLCKSZ
-            header = LONG_PAGE_HEADER if page_lsn == self.seg_start else SHORT_PAGE_HEADER
-            lsn = page_lsn + header + off - self.offsets[page]
-            if lsn % 8 == 0 and lsn < self.search.fork:
-                found.append(lsn)
-            pos = off + 1
+            match = shape.search(seams, pos)
+            if match is None:
+                break
+            off = pos = match.start()
+            seam, at = divmod(off, 2 * SIZE_OF_RECORD_HEADER)
+            lsn = self.start + (seam + 1) * XLOG_BLCKSZ - SIZE_OF_RECORD_HEADER + at
+            if at < SIZE_OF_RECORD_HEADER and at % 8 == 0 and lsn < self.start + limit:
+                found.add(lsn)
+            pos += 1
+        return found
+
+    def _seams(self) -> bytes:
+        if self._seam_bytes is None:
+            data, size = self.data, SIZE_OF_RECORD_HEADER
+            # every page boundary whose next page was read; the next page is never a
+            # segment's first (a window lies in one segment), so its header is short
+            self._seam_bytes = b"".join(
+                data[boundary - size:boundary]
+                + data[boundary + SHORT_PAGE_HEADER:boundary + SHORT_PAGE_HEADER + size]
+                for boundary in range(XLOG_BLCKSZ, len(data), XLOG_BLCKSZ))
+        return self._seam_bytes
 
     def is_record(self, lsn, kind) -> bool:
         page_lsn = lsn - lsn % XLOG_BLCKSZ

@@ -12,6 +12,7 @@ grow with the amount of WAL.
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Optional
 
@@ -91,6 +92,25 @@ class WalPages:
         if handle is not None:
             self._segments_read.add((tli, segno))
         return handle
+
+    def prefetch_segment(self, segno: int) -> None:
+        """Ask the kernel to start reading segment `segno` (when it is in pg_wal), so a
+        backward search finds it in memory; not counted as read."""
+        directory = getattr(self.segments, "path", None)       # a local pg_wal
+        if segno < 0 or directory is None or not hasattr(os, "posix_fadvise"):
+            return
+        tli, segno = self._segment_for(segno * self.seg_size)
+        path = os.path.join(directory, segment_name(tli, segno, self.seg_size))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.posix_fadvise(fd, 0, self.seg_size, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def _load_chunk(self, page_lsn):
         tli, segno = self._segment_for(page_lsn)
