@@ -19,6 +19,7 @@ import time
 
 from ..pg.controlfile import DB_IN_ARCHIVE_RECOVERY, ControlFile, updated_control_file
 from . import durability
+from .writeback import WriteBack
 from ..runtime import faults
 from ..pg.datadir import DIRECTORY
 from ..errors import RefusedError, RewindError
@@ -66,6 +67,7 @@ class TargetDirectory:
         self._dirty_dirs = set()
         self.sync_whole_tree = False    # a resumed run: see target/durability.py
         self.bytes_written = 0
+        self.writeback = WriteBack(sync)    # the disk writes while the copy fetches
 
     # --- who may write ---------------------------------------------------------
     def check_writer(self) -> None:
@@ -170,6 +172,7 @@ class TargetDirectory:
             offset += written
             view = view[written:]
             self.bytes_written += written
+        self.writeback.written(handle, len(data), rel)
 
     @_wrap_os_errors
     def truncate(self, rel: str, size: int) -> None:
@@ -230,6 +233,7 @@ class TargetDirectory:
 
     def close(self) -> None:
         if self._handle is not None:
+            self.writeback.start(self._handle, self._handle_path)
             os.close(self._handle)
         self._handle = None
         self._handle_path = None
