@@ -29,12 +29,14 @@ lines (on real hosts the nodes connect over the network).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -156,11 +158,23 @@ def _host_packages(shell: Shell, block: str) -> None:
     """The README's package command, run when one of its packages is missing."""
     names = [word for word in block.split("install", 1)[1].split() if not word.startswith("-")]
     assert {"python3", "python3-psycopg2", "acl"} <= set(names), names
-    missing = [name for name in names if subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Status}", name], capture_output=True, text=True,
-        check=False).stdout != "install ok installed"]
-    if missing:
-        shell.ok(block, timeout=600)
+    # Both parametrisations may reach this at once on two workers, and a fresh host may be
+    # running its own apt-get (unattended upgrades): one at a time, and wait out a held lock.
+    with open(OUTPUT / "readme-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [name for name in names if subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Status}", name], capture_output=True, text=True,
+            check=False).stdout != "install ok installed"]
+        if not missing:
+            return
+        deadline = time.monotonic() + 900
+        while True:
+            rc, out = shell.run(block, timeout=600)
+            if rc == 0 or "Could not get lock" not in out or time.monotonic() > deadline:
+                break
+            time.sleep(5)
+        assert rc == 0, "README step failed (rc %d):\n%s\n--- output ---\n%s" % (
+            rc, block, out[-8000:])
 
 
 def _copy_of_checkout(dest: Path) -> None:
