@@ -18,11 +18,12 @@ import time
 import pytest
 
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import MissingWalError, WalError
-from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import segment_name
+from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import parse_lsn, segment_name
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.checkpoint_search import \
     search_last_checkpoint
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import (
-    XLOG_FPW_CHANGE, XLOG_PARAMETER_CHANGE, changes_full_page_writes, is_checkpoint)
+    SIZE_OF_RECORD_HEADER, XLOG_FPW_CHANGE, XLOG_PARAMETER_CHANGE, changes_full_page_writes,
+    is_checkpoint)
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import (
     find_last_common_checkpoint, walk_back_to_checkpoint)
 from support.walread import first_record, read_records, reader_for
@@ -149,3 +150,63 @@ def test_damaged_page_leaves_it_to_the_walk(bed):
     with pytest.raises(WalError) as raised:
         find_last_common_checkpoint(reader, fork, reader.fmt)
     assert "could not find the last common checkpoint" in raised.value.message
+
+
+def _insert_lsn(node) -> int:
+    return parse_lsn(node.scalar("SELECT pg_catalog.pg_current_wal_insert_lsn()::text"))
+
+
+def _emit(node, size: int) -> int:
+    """A non-transactional logical message with `size` bytes of content: how far the
+    insert position moved."""
+    before = _insert_lsn(node)
+    node.sql("SELECT pg_catalog.pg_logical_emit_message(false, 'p', repeat('x', %s))", (size,))
+    return _insert_lsn(node) - before
+
+
+def _shutdown_checkpoint_at(node, seg_size, back) -> int:
+    """Stop `node` so that its shutdown checkpoint starts `back` bytes before a segment's
+    end (its header split by the boundary): a logical message of the size that ends
+    there, then a fast stop. The position, or 0 if something else wrote WAL between."""
+    position = _insert_lsn(node)
+    target = (position // seg_size + 2) * seg_size - back
+    while target - position > 3000:                  # to the segment's last page
+        position += _emit(node, min(4000, target - position - 2500))
+    step = _emit(node, 400)                           # what a message costs beyond its content
+    final = target - (position + step) - (step - 400)
+    assert final >= 300, final
+    _emit(node, final)
+    reached = _insert_lsn(node)
+    node.stop()
+    return target if reached == target else 0
+
+
+def test_checkpoint_header_split_at_a_segment_end(bed, major):
+    """A record header the segment boundary splits is found in the seam: the last bytes
+    of one segment joined to those after the next segment's long page header."""
+    node = bed.cluster("node", major).init(wal_segsize_mb=1)
+    node.start()
+    seg_size = 1 << 20
+    for attempt in range(6):
+        at = _shutdown_checkpoint_at(node, seg_size, 16 if attempt % 2 == 0 else 8)
+        node.start()
+        if not at:
+            continue
+        node.sql("CREATE TABLE after_%d (id int)" % attempt)
+        node.stop()
+        datadir = str(node.datadir)
+        reader = reader_for(datadir)
+        records = read_records(reader, first_record(datadir, reader))
+        by_lsn = {r.lsn: i for i, r in enumerate(records)}
+        if at not in by_lsn or not is_checkpoint(records[by_lsn[at]]):
+            node.start()
+            continue                                  # something else got there first
+        assert at % seg_size > seg_size - SIZE_OF_RECORD_HEADER
+        fork = records[by_lsn[at] + 1].lsn
+        walked = walk_back_to_checkpoint(reader, fork, fork, reader.fmt)
+        found = search_last_checkpoint(reader, fork, reader.fmt)
+        assert walked.lsn == at
+        assert found is not None and found.lsn == at, (found, at)
+        reader.close()
+        return
+    pytest.fail("no shutdown checkpoint landed across a segment boundary in 6 attempts")

@@ -113,10 +113,14 @@ class _Search:
         try:
             last_page = min(seg_start + seg_size, self.fork - self.fork % XLOG_BLCKSZ
                             + XLOG_BLCKSZ)
+            # a header split at the segment's end goes on after the next one's page header
+            next_head = self._next_head(segno + 1) if last_page == seg_start + seg_size \
+                else b""
             window_end = last_page
             while window_end > seg_start:
                 window_start = max(seg_start, window_end - WINDOW_PAGES * XLOG_BLCKSZ)
-                found = self._window(handle, seg_start, window_start, window_end, last_page)
+                found = self._window(handle, seg_start, window_start, window_end, last_page,
+                                     next_head if window_end == last_page else b"")
                 if found is not None:
                     self._check_pages_after(found.lsn)
                     return found
@@ -126,6 +130,19 @@ class _Search:
         self._check_pages_after(seg_start)
         return None
 
+    def _next_head(self, segno) -> bytes:
+        """The start of segment `segno` (searched before this one): its long page header
+        and the bytes after it where a record header split at the boundary ends."""
+        handle = self.reader.open_segment(segno)
+        if handle is None:
+            raise WalError("segment %d is missing" % segno)
+        try:
+            head = handle.read(LONG_PAGE_HEADER + SIZE_OF_RECORD_HEADER)
+        finally:
+            handle.close()
+        self.bytes_read += len(head)
+        return head
+
     def _check_pages_after(self, lsn):
         """Pages that are not WAL (zeroed, recycled, damaged) after `lsn` in this segment
         must be the padding after an XLOG_SWITCH; else the walk back, which reads every
@@ -134,15 +151,17 @@ class _Search:
         if invalid and not any(lsn < switch < min(invalid) for switch in self.switches):
             raise WalError("page at %X is not valid WAL" % min(invalid))
 
-    def _window(self, handle, seg_start, start, end, last_page):
+    def _window(self, handle, seg_start, start, end, last_page, next_head):
         """Search the pages [start, end) (plus the head of the next page, where a header
-        split at the window's end continues)."""
+        split at the window's end continues: `next_head` when that page is the next
+        segment's first)."""
         read_end = min(end + XLOG_BLCKSZ, last_page)
         handle.seek(start - seg_start)
         data = handle.read(read_end - start)
         self.bytes_read += len(data)
         if len(data) != read_end - start:
             raise WalError("short read")
+        data += next_head
         magic = self.fmt.wal_page_magic
         for page in range(0, end - start, XLOG_BLCKSZ):
             page_magic, _info, _tli, pageaddr, _rem = _PAGE_HEADER.unpack_from(data, page)
@@ -210,12 +229,13 @@ class _Pages:
     def _seams(self) -> bytes:
         if self._seam_bytes is None:
             data, size = self.data, SIZE_OF_RECORD_HEADER
-            # every page boundary whose next page was read; the next page is never a
-            # segment's first (a window lies in one segment), so its header is short
+            seg_end = self.seg_start + self.search.reader.seg_size - self.start
+            # every page boundary whose next page was read (or the next segment's head)
             self._seam_bytes = b"".join(
                 data[boundary - size:boundary]
-                + data[boundary + SHORT_PAGE_HEADER:boundary + SHORT_PAGE_HEADER + size]
-                for boundary in range(XLOG_BLCKSZ, len(data), XLOG_BLCKSZ))
+                + data[boundary + header:boundary + header + size]
+                for boundary in range(XLOG_BLCKSZ, len(data), XLOG_BLCKSZ)
+                for header in (LONG_PAGE_HEADER if boundary == seg_end else SHORT_PAGE_HEADER,))
         return self._seam_bytes
 
     def is_record(self, lsn, kind) -> bool:
