@@ -114,7 +114,8 @@ class _Search:
             last_page = min(seg_start + seg_size, self.fork - self.fork % XLOG_BLCKSZ
                             + XLOG_BLCKSZ)
             # a header split at the segment's end goes on after the next one's page header
-            next_head = self._next_head(segno + 1) if last_page == seg_start + seg_size \
+            # (not in the fork's segment: no record before the fork reaches past it)
+            next_head = self._next_head(segno + 1) if self.fork >= seg_start + seg_size \
                 else b""
             window_end = last_page
             while window_end > seg_start:
