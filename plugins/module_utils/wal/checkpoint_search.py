@@ -183,6 +183,19 @@ class _Search:
         return None
 
 
+def _starts(shape, buf, limit):
+    """Offsets below `limit` where `shape` matches in `buf` (matches may overlap, so each
+    search resumes one byte after the last match's start)."""
+    pos = 0
+    while True:
+        match = shape.search(buf, pos, limit + SIZE_OF_RECORD_HEADER)
+        if match is None or match.start() >= limit:
+            return
+        pos = match.start()
+        yield pos
+        pos += 1
+
+
 def _is_switch(raw) -> bool:
     return raw.rmid == RM_XLOG_ID and raw.info & 0xF0 == XLOG_SWITCH
 
@@ -202,29 +215,14 @@ class _Pages:
         window's bytes as they are; the few split by a page header are matched in the
         seams: the last 24 bytes of each page joined to the first 24 after the next
         page's header."""
-        data, found = self.data, set()
         limit = min(self.end, self.search.fork) - self.start
-        pos = 0
-        while True:                # matches may overlap: resume one byte after each start
-            match = shape.search(data, pos, limit + SIZE_OF_RECORD_HEADER)
-            if match is None or match.start() >= limit:
-                break
-            off = pos = match.start()
-            if off % 8 == 0 and off % XLOG_BLCKSZ <= XLOG_BLCKSZ - SIZE_OF_RECORD_HEADER:
-                found.add(self.start + off)
-            pos += 1
-        seams = self._seams()
-        pos = 0
-        while True:
-            match = shape.search(seams, pos)
-            if match is None:
-                break
-            off = pos = match.start()
+        found = {self.start + off for off in _starts(shape, self.data, limit)
+                 if off % 8 == 0 and off % XLOG_BLCKSZ <= XLOG_BLCKSZ - SIZE_OF_RECORD_HEADER}
+        for off in _starts(shape, self._seams(), len(self._seams())):
             seam, at = divmod(off, 2 * SIZE_OF_RECORD_HEADER)
             lsn = self.start + (seam + 1) * XLOG_BLCKSZ - SIZE_OF_RECORD_HEADER + at
             if at < SIZE_OF_RECORD_HEADER and at % 8 == 0 and lsn < self.start + limit:
                 found.add(lsn)
-            pos += 1
         return found
 
     def _seams(self) -> bytes:
