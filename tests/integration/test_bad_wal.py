@@ -229,15 +229,22 @@ def _damage(data, damage, lsn, fmt):
 
 
 def _both_refusals(datadir, start, end, lsn):
-    reader = reader_for(str(datadir))
-    try:
-        with pytest.raises(WalError) as scanned:
-            scan_changes(reader, start, end, reader.fmt, 131072)
-        with pytest.raises(WalError) as at_random:
-            reader.record_at(lsn)
-    finally:
-        reader.close()
-    return scanned.value, at_random.value
+    """The scan's refusal (alike with the C package's CRC, checked record by record, and
+    libext2fs's, checked a page of records at a time) and random access's."""
+    scans = []
+    for implementation in ("c", "ext2fs"):
+        reader = reader_for(str(datadir))
+        reader.use_crc(implementation)
+        try:
+            with pytest.raises(WalError) as scanned:
+                scan_changes(reader, start, end, reader.fmt, 131072)
+            scans.append(scanned.value)
+            with pytest.raises(WalError) as at_random:
+                reader.record_at(lsn)
+        finally:
+            reader.close()
+    assert scans[0].message == scans[1].message and scans[0].details == scans[1].details
+    return scans[0], at_random.value
 
 
 def _reason(error):

@@ -40,13 +40,49 @@ def _make_table():
 _TABLE = _make_table()
 
 
+def _register(value, data):
+    """The bare CRC register after `data` (no inversion at either end)."""
+    table = _TABLE
+    for byte in data:
+        value = table[(value ^ byte) & 0xFF] ^ (value >> 8)
+    return value
+
+
+def _word_reaching(value):
+    """The 4 bytes that take the CRC register from 0 to `value`: the register update
+    over 4 bytes is a linear bijection of 32-bit values (Gaussian elimination over
+    GF(2) on the images of the 32 unit words)."""
+    basis = {}                              # leading bit -> (image, word)
+    for bit in range(32):
+        image, word = _register(0, (1 << bit).to_bytes(4, "little")), 1 << bit
+        for lead in range(31, -1, -1):
+            if not image >> lead & 1:
+                continue
+            if lead not in basis:
+                basis[lead] = (image, word)
+                break
+            image, word = image ^ basis[lead][0], word ^ basis[lead][1]
+    word = 0
+    for lead in range(31, -1, -1):
+        if value >> lead & 1:
+            value, word = value ^ basis[lead][0], word ^ basis[lead][1]
+    return word.to_bytes(4, "little")
+
+
+# Many records checked in one call (the libext2fs reader's batches): a record's payload
+# followed by its whole header, xl_crc included, leaves the register at RECORD_RESIDUE
+# exactly when xl_crc is right (feeding the register's own bytes zeroes it, so what is
+# left is the register after four 0xFF bytes from 0); RECORD_RESET then takes it back to
+# the initial ~0, ready for the next record. A batch of (payload, header, RECORD_RESET)
+# triples ends at ~0 when every record's CRC is right.
+RECORD_RESIDUE = _register(0, b"\xff\xff\xff\xff")
+RECORD_RESET = bytes(a ^ b for a, b in zip(_word_reaching(0xFFFFFFFF),
+                                           RECORD_RESIDUE.to_bytes(4, "little")))
+
+
 def crc32c_python(data, value=0):
     """Pure-Python CRC-32C; slow but dependency-free."""
-    crc = value ^ 0xFFFFFFFF
-    table = _TABLE
-    for byte in bytes(data):
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    return _register(value ^ 0xFFFFFFFF, bytes(data)) ^ 0xFFFFFFFF
 
 
 def _python_record_crc(buf, off, tot_len):

@@ -62,15 +62,47 @@ class _Walk:
     """Where a reading is: the next record's position, the last record read (the next
     one's prev-link must point to it; None: not known, random access), and counts."""
 
-    __slots__ = ("next", "prev", "limit", "first_prev", "visited", "limit_reached")
+    __slots__ = ("next", "prev", "limit", "first_prev", "visited", "limit_reached",
+                 "crc_batch")
 
-    def __init__(self, position, limit=NO_LIMIT):
+    def __init__(self, position, limit=NO_LIMIT, crc_batch=False):
         self.next = position
         self.prev = None
         self.limit = limit
         self.first_prev = None
         self.visited = 0
         self.limit_reached = False
+        # The records of a page checked in one CRC call after they were visited (_CrcBatch):
+        # only where a bad CRC fails the whole reading, so visiting early changes nothing.
+        self.crc_batch = _CrcBatch() if crc_batch else None
+
+
+class _CrcBatch:
+    """Records whose CRC-32C is checked together, in one call of libext2fs's register
+    update instead of two per record (the call costs more than the checksum of a short
+    record): (payload, header, RECORD_RESET) per record ends the register at ~0 when
+    every xl_crc is right (pg/crc32c.py). Otherwise each record is checked on its own to
+    find the first one wrong."""
+
+    __slots__ = ("parts", "lsns")
+
+    def __init__(self):
+        self.parts = []
+        self.lsns = []
+
+    def check(self, update) -> None:
+        parts, lsns = self.parts, self.lsns
+        self.parts, self.lsns = [], []
+        data = b"".join(parts)
+        if update(0xFFFFFFFF, data, len(data)) == 0xFFFFFFFF:
+            return
+        for index, lsn in enumerate(lsns):
+            payload, header = bytes(parts[3 * index]), bytes(parts[3 * index + 1])
+            crc = update(update(0xFFFFFFFF, payload, len(payload)), header, 20) ^ 0xFFFFFFFF
+            if crc != _U32.unpack_from(header, 20)[0]:
+                raise EndOfWal("incorrect record checksum at %s" % format_lsn(lsn), lsn)
+        raise EndOfWal("incorrect record checksums in the records from %s"
+                       % format_lsn(lsns[0]), lsns[0])
 
 
 class WalReader(WalPages):
@@ -130,7 +162,9 @@ class WalReader(WalPages):
         scan: a callback per record costs a fraction of a generator step."""
         self._latest_page_tli = 0
         self.end_of_wal = None
-        state = _Walk(self._next_record_position(start), limit if limit is not None else NO_LIMIT)
+        fatal = end is not None or limit is not None   # a bad CRC stops this reading with an error
+        state = _Walk(self._next_record_position(start), limit if limit is not None else NO_LIMIT,
+                      crc_batch=fatal and self.crc_update is not None)
         visitors = [visit] * 256            # by resource manager id (one byte)
         for rmid, callback in (routes or {}).items():
             visitors[rmid] = callback
@@ -161,8 +195,11 @@ class WalReader(WalPages):
         its length (_gather: only a record that does not fit the page can have a wrong
         one), resource manager and prev-link (_check_header, called unless the record
         plainly passes), the continuation pages of a record that spans them (_gather),
-        its CRC-32C, then what an XLOG_SWITCH means. Written once, inline where a
-        record is common: this loop runs for every record of a scan."""
+        its CRC-32C, then what an XLOG_SWITCH means. With libext2fs, where a bad CRC
+        fails the whole reading (state.crc_batch), the CRCs of the page's records are
+        checked together when the page is left, before anything else is reported.
+        Written once, inline where a record is common: this loop runs for every record
+        of a scan."""
         lsn, prev, limit = state.next, state.prev, state.limit
         if lsn >= limit:
             state.limit_reached = True
@@ -172,7 +209,11 @@ class WalReader(WalPages):
         unpack_header = _RECORD_HEADER.unpack_from
         max_rmid = self.fmt.max_builtin_rmid
         record_crc, in_place = self.record_crc, self.crc_in_place
-        view = memoryview(chunk) if in_place is not None else None
+        batch = state.crc_batch
+        if batch is not None:
+            in_place, batch_add, batch_lsn, reset = None, batch.parts.extend, \
+                batch.lsns.append, crc_module.RECORD_RESET
+        view = memoryview(chunk) if in_place is not None or batch is not None else None
         update = self.crc_update
         address = self._chunk_address if update is not None else 0
         visitors, whole, whole_info = routes
@@ -193,7 +234,7 @@ class WalReader(WalPages):
                         return True
                     start_off, page_off = 0, XLOG_BLCKSZ   # the next record is on a later page
                     tot_len, xid, rec_prev, rec_info, rmid, rec_crc = unpack_header(chunk, 0)
-                    if in_place is not None:
+                    if view is not None:
                         view = memoryview(chunk)
                     elif update is not None:
                         address = crc_module.bytes_address(chunk)
@@ -204,7 +245,12 @@ class WalReader(WalPages):
                     self._check_header(rmid, rec_prev, rec_lsn, prev)
                     if prev is None:
                         state.first_prev = rec_prev     # the first record of the walk
-                if in_place is not None:
+                if batch is not None:       # checked with the page's other records
+                    batch_add((view[start_off + 24:start_off + tot_len],
+                               view[start_off:start_off + 24], reset))
+                    batch_lsn(rec_lsn)
+                    crc = rec_crc
+                elif in_place is not None:
                     crc = in_place(view[start_off:start_off + 20],
                                    in_place(view[start_off + 24:start_off + tot_len]))
                 elif update is not None:    # payload, then the header up to xl_crc
@@ -234,6 +280,8 @@ class WalReader(WalPages):
         finally:
             state.prev = prev         # the last record visited
             state.visited += visited
+            if batch is not None and batch.lsns:
+                batch.check(update)   # a bad CRC replaces whatever else went wrong
 
     def _check_header(self, rmid, prev, lsn, expected_prev):
         """The header rules: a resource manager of this major (or a custom one, 15+); a
