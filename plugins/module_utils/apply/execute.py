@@ -15,10 +15,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..pg.blockmap import block_runs
 from ..pg.datadir import BLCKSZ, DIRECTORY, FILE
 from ..errors import SourceError
-from ..plan.filemap import COPY, COPY_TAIL, CREATE, REMOVE, TRUNCATE
+from ..plan.filemap import COPY, COPY_TAIL, CREATE, REMOVE, TRUNCATE, fetch_runs
 from ..plan.walneeds import first_missing, missing_after_copy
 from ..standby.config import without_recovery_settings
 from ..source.interface import running_server
@@ -47,11 +46,6 @@ def written_kind(path: str, whole: bool) -> str:
     return WRITTEN_FILES if whole else WRITTEN_BLOCKS
 
 
-def block_ranges(blocks, max_blocks=CHUNK // BLCKSZ):
-    """Ascending block numbers as (first, count) runs of at most one chunk."""
-    return block_runs(blocks, max_blocks)
-
-
 def fetch_requests(actions, probe_growth=False):
     """(path, offset, length) ranges to read from the source, in plan order.
 
@@ -70,7 +64,7 @@ def fetch_requests(actions, probe_growth=False):
         elif act.action == COPY_TAIL:
             for offset in range(act.target_size, act.source_size, CHUNK):
                 yield act.path, offset, min(CHUNK, act.source_size - offset)
-        for first, count in block_ranges(act.blocks):
+        for first, count in fetch_runs(act.blocks):
             yield act.path, first * BLCKSZ, count * BLCKSZ
 
 

@@ -141,12 +141,13 @@ class ChangedBlocks:
         return blocks
 
 
-def block_runs(blocks, max_blocks=None) -> Iterator:
+def block_runs(blocks, max_blocks=None, max_gap=0) -> Iterator:
     """Ascending block numbers as (first, count) runs of consecutive blocks, each at
-    most max_blocks long when given (so one request stays bounded)."""
+    most max_blocks long when given (so one request stays bounded). With max_gap, runs
+    separated by at most that many blocks are one run, gap included."""
     start = previous = None
     for block in blocks:
-        if previous is not None and block == previous + 1 and (
+        if previous is not None and block - previous <= max_gap + 1 and (
                 max_blocks is None or block - start < max_blocks):
             previous = block
             continue

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..pg.blockmap import ChangedBlocks
+from ..pg.blockmap import ChangedBlocks, block_runs
 from ..pg.controlfile import CONTROL_PATH
 from ..pg.datadir import (BLCKSZ, DEFAULT_KEEP_FILES, DIRECTORY, FILE, STANDBY_FILES, SYMLINK,
                           FileEntry, check_safe_path, is_excluded, is_state_dir, is_tablespace_link,
@@ -32,6 +32,22 @@ REMOVE = "remove"          # only on the target
 KEEP = "keep"              # the operator's file, or WAL replay still needs it
 ACTION_ORDER = (CREATE, COPY, COPY_TAIL, NONE, TRUNCATE, REMOVE, KEEP)
 
+# Changed blocks are fetched as runs of at most 1 MB, and blocks up to FILL_GAP_BLOCKS
+# apart are fetched as one run with the unchanged blocks between them. Each request
+# costs the source an open, a seek and a read at a random place of its disk (and a row
+# of the answer), about what two more blocks in the same read cost: measured at the 1 %
+# point of bench/ (31 074 runs, a third of them 1 or 2 blocks apart), the copy took
+# 2.0-2.1 s instead of 2.4-2.8 s for a third more bytes. An unchanged block copied from
+# the source is as safe as a changed one: replay from the last common checkpoint brings
+# it to the source's state either way (design.md, "The copy pipeline").
+MAX_RUN_BLOCKS = (1 << 20) // BLCKSZ
+FILL_GAP_BLOCKS = 2
+
+
+def fetch_runs(blocks) -> list:
+    """The (first block, count) runs in which the ascending `blocks` are fetched."""
+    return list(block_runs(blocks, MAX_RUN_BLOCKS, FILL_GAP_BLOCKS))
+
 
 @dataclass
 class FileAction:
@@ -42,13 +58,15 @@ class FileAction:
     kind: str = FILE            # the type that matters for the action
     link_target: Optional[str] = None
     blocks: list = field(default_factory=list)   # changed blocks to fetch (block numbers)
+    # (fetched in fetch_runs, with the unchanged blocks of small gaps between them)
     relation: bool = False
 
     @property
     def fetch_bytes(self) -> int:
         """Bytes this action reads from the source."""
         whole = {COPY: self.source_size, COPY_TAIL: self.source_size - self.target_size}
-        return whole.get(self.action, 0) + BLCKSZ * len(self.blocks)
+        return whole.get(self.action, 0) + BLCKSZ * sum(
+            count for _first, count in fetch_runs(self.blocks))
 
     def as_dict(self) -> dict:
         return {"path": self.path, "action": self.action, "source_size": self.source_size,

@@ -24,6 +24,17 @@ def test_blocks_per_segment_file_and_ranges():
     assert again.blocks(first) == blocks.blocks(first)
 
 
+def test_runs_take_small_gaps_in_and_stay_bounded():
+    blocks = [0, 1, 3, 6, 10, 11, 12, 13, 14, 30]
+    assert list(block_runs(blocks)) == [(0, 2), (3, 1), (6, 1), (10, 5), (30, 1)]
+    assert list(block_runs(blocks, max_gap=1)) == [(0, 4), (6, 1), (10, 5), (30, 1)]
+    assert list(block_runs(blocks, max_gap=3)) == [(0, 15), (30, 1)]
+    # a run never grows past max_blocks, gap included
+    assert list(block_runs(blocks, max_blocks=4, max_gap=3)) == [(0, 4), (6, 1), (10, 4),
+                                                                (14, 1), (30, 1)]
+    assert list(block_runs([], max_gap=2)) == []
+
+
 def _bitmap_bytes(blocks):
     """The memory the map holds: one bit per block of each relation segment it has."""
     return sum(len(bitmap) for bitmap in blocks._maps.values())

@@ -4,7 +4,9 @@ from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import Ch
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.datadir import (
     DIRECTORY, FILE, SYMLINK, FileEntry, is_excluded, relation_segment)
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.filemap import (
-    COPY, COPY_TAIL, CREATE, KEEP, NONE, REMOVE, TRUNCATE, build_plan)
+    COPY, COPY_TAIL, CREATE, FILL_GAP_BLOCKS, KEEP, MAX_RUN_BLOCKS, NONE, REMOVE, TRUNCATE,
+    build_plan, fetch_runs)
+from ansible_collections.pgops.rewind.plugins.module_utils.apply.execute import fetch_requests
 from ansible_collections.pgops.rewind.plugins.module_utils.plan.walcopy import WalCopyRule
 
 TSDIR = "PG_16_202307071"
@@ -80,6 +82,27 @@ def test_unchanged_relation_with_changed_blocks_only():
     got = _actions({"base/5/16384": FileEntry(FILE, 10 * B)},
                    {"base/5/16384": FileEntry(FILE, 10 * B)}, changed)
     assert got == {"base/5/16384": (NONE, [7])}
+
+
+def test_close_changed_blocks_are_fetched_together_and_counted_so():
+    """Blocks up to FILL_GAP_BLOCKS apart are one request, the gap included, and
+    bytes_to_fetch (the disk-space check, the progress) counts what is fetched."""
+    changed = ChangedBlocks()
+    spread = [2, 4, 7, 11, 12, 300] + list(range(400, 400 + MAX_RUN_BLOCKS + 5))
+    for block in spread:
+        changed.add(1663, 5, 16384, block)
+    plan = build_plan({"base/5/16384": FileEntry(FILE, 1000 * B)},
+                      {"base/5/16384": FileEntry(FILE, 1000 * B)}, changed, TSDIR)
+    (act,) = plan.actions
+    assert act.blocks == spread and FILL_GAP_BLOCKS == 2
+    assert fetch_runs(act.blocks) == [(2, 6), (11, 2), (300, 1), (400, MAX_RUN_BLOCKS),
+                                      (400 + MAX_RUN_BLOCKS, 5)]
+    requests = list(fetch_requests(plan.actions))
+    assert requests == [("base/5/16384", first * B, count * B)
+                        for first, count in fetch_runs(act.blocks)]
+    assert plan.fetch_bytes == sum(length for _p, _o, length in requests) \
+        == (6 + 2 + 1 + MAX_RUN_BLOCKS + 5) * B
+    assert plan.summary()["blocks_to_copy"] == len(spread)      # the changed ones
 
 
 def test_removals_come_children_first():
