@@ -30,8 +30,8 @@ def test_runs_take_small_gaps_in_and_stay_bounded():
     assert list(block_runs(blocks, max_gap=1)) == [(0, 4), (6, 1), (10, 5), (30, 1)]
     assert list(block_runs(blocks, max_gap=3)) == [(0, 15), (30, 1)]
     # a run never grows past max_blocks, gap included
-    assert list(block_runs(blocks, max_blocks=4, max_gap=3)) == [(0, 4), (6, 1), (10, 4),
-                                                                (14, 1), (30, 1)]
+    bounded = [(0, 4), (6, 1), (10, 4), (14, 1), (30, 1)]
+    assert list(block_runs(blocks, max_blocks=4, max_gap=3)) == bounded
     assert list(block_runs([], max_gap=2)) == []
 
 
