@@ -90,16 +90,15 @@ class _CrcBatch:
         self.parts = []
         self.lsns = []
 
-    def check(self, update) -> None:
+    def check(self, update, record_crc) -> None:
         parts, lsns = self.parts, self.lsns
         self.parts, self.lsns = [], []
         data = b"".join(parts)
         if update(0xFFFFFFFF, data, len(data)) == 0xFFFFFFFF:
             return
         for index, lsn in enumerate(lsns):
-            payload, header = bytes(parts[3 * index]), bytes(parts[3 * index + 1])
-            crc = update(update(0xFFFFFFFF, payload, len(payload)), header, 20) ^ 0xFFFFFFFF
-            if crc != _U32.unpack_from(header, 20)[0]:
+            record = bytes(parts[3 * index + 1]) + bytes(parts[3 * index])  # header, payload
+            if record_crc(record, 0, len(record)) != _U32.unpack_from(record, 20)[0]:
                 raise EndOfWal("incorrect record checksum at %s" % format_lsn(lsn), lsn)
         raise EndOfWal("incorrect record checksums in the records from %s"
                        % format_lsn(lsns[0]), lsns[0])
@@ -211,8 +210,8 @@ class WalReader(WalPages):
         record_crc, in_place = self.record_crc, self.crc_in_place
         batch = state.crc_batch
         if batch is not None:
-            in_place, batch_add, batch_lsn, reset = None, batch.parts.extend, \
-                batch.lsns.append, crc_module.RECORD_RESET
+            batch_add, batch_lsn, reset = batch.parts.extend, batch.lsns.append, \
+                crc_module.RECORD_RESET
         view = memoryview(chunk) if in_place is not None or batch is not None else None
         update = self.crc_update
         address = self._chunk_address if update is not None else 0
@@ -281,7 +280,7 @@ class WalReader(WalPages):
             state.prev = prev         # the last record visited
             state.visited += visited
             if batch is not None and batch.lsns:
-                batch.check(update)   # a bad CRC replaces whatever else went wrong
+                batch.check(update, record_crc)   # a bad CRC replaces whatever went wrong
 
     def _check_header(self, rmid, prev, lsn, expected_prev):
         """The header rules: a resource manager of this major (or a custom one, 15+); a
