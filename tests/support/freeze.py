@@ -44,3 +44,21 @@ def frozen(node: Cluster):
         for pid in stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def one_process_frozen(node: Cluster, title: str):
+    """SIGSTOP the one child of the postmaster whose process title holds `title`
+    ("background writer"); continued on the way out."""
+    found = []
+    for pid in _children(node.postmaster_pid()):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as handle:
+            if title.encode() in handle.read():
+                found.append(pid)
+    assert len(found) == 1, f"{node}: {len(found)} processes named {title!r}"
+    os.kill(found[0], signal.SIGSTOP)
+    try:
+        yield found[0]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(found[0], signal.SIGCONT)

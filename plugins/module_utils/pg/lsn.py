@@ -70,3 +70,16 @@ def first_record_position(lsn, seg_size):
     if lsn % XLOG_BLCKSZ == 0:
         return lsn + page_header_size(lsn, seg_size)
     return lsn
+
+
+def last_record_end(insert_lsn, seg_size):
+    """Where the last inserted record ends, given where the next one will start.
+
+    PostgreSQL reports its insert position as the next record's start, which is past
+    the page header when the last record filled its page exactly. Nothing ends inside
+    a page header, and a standby only ever receives and replays up to a record's end:
+    a minimum recovery point set 24 (or 40) bytes into a fresh page is reached only
+    once the primary writes again, and an idle primary may never do so."""
+    if insert_lsn % XLOG_BLCKSZ == page_header_size(insert_lsn, seg_size):
+        return insert_lsn - insert_lsn % XLOG_BLCKSZ
+    return insert_lsn

@@ -19,7 +19,7 @@ import os
 from ..pg.datadir import DIRECTORY, FILE, SYMLINK, FileEntry, is_state_dir
 from ..errors import SourceError
 from .bulk import BinaryRows, batches_of, in_parallel
-from ..pg.lsn import parse_lsn
+from ..pg.lsn import last_record_end, parse_lsn
 from .interface import ServerSource
 from ..pg.datadir import DigestUnavailable
 from .connection import DEFAULT_CONNECT_TIMEOUT, ServerConnector, psycopg2
@@ -220,7 +220,7 @@ class LibpqSource(ServerSource):
         lsn, name = self.query(
             "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, "
             "pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_insert_lsn())")[0]
-        return parse_lsn(lsn), int(name[:8], 16)
+        return last_record_end(parse_lsn(lsn), control.xlog_seg_size), int(name[:8], 16)
 
     # --- names for the discarded-work report ------------------------------------------
     def catalog_names(self, relations, database_oids) -> tuple:

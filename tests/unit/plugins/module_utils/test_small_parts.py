@@ -9,7 +9,8 @@ from ansible_collections.pgops.rewind.plugins.module_utils import cli
 from ansible_collections.pgops.rewind.plugins.module_utils.pg import crc32c
 from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import (
-    first_record_position, format_lsn, parse_lsn, parse_segment_name, segment_name)
+    first_record_position, format_lsn, last_record_end, parse_lsn, parse_segment_name,
+    segment_name)
 from ansible_collections.pgops.rewind.plugins.module_utils.runtime.progress import Progress, default_path
 
 
@@ -24,6 +25,15 @@ def test_lsn_text_and_segment_names():
     assert parse_segment_name("00000002.history", 16 << 20) is None
     assert first_record_position(16 << 20, 16 << 20) == (16 << 20) + 40
     assert first_record_position((16 << 20) + 8192, 16 << 20) == (16 << 20) + 8192 + 24
+
+
+def test_last_record_end_is_never_inside_a_page_header():
+    seg = 16 << 20
+    assert last_record_end(seg + 40, seg) == seg               # a segment's long header
+    assert last_record_end(seg + 8192 + 24, seg) == seg + 8192  # a page's short header
+    assert last_record_end(seg + 24, seg) == seg + 24          # inside the long header's page
+    assert last_record_end(seg + 8192 + 40, seg) == seg + 8192 + 40
+    assert last_record_end(seg + 1000, seg) == seg + 1000
 
 
 def test_crc32c_matches_the_standard_and_the_fallback():
