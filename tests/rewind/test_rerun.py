@@ -10,9 +10,7 @@ window must not read the target as ahead of the source."""
 
 import json
 import os
-import signal
 import time
-from contextlib import contextmanager
 
 import pytest
 
@@ -21,6 +19,7 @@ from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import (
 
 from support.digest import datadir_digest, differences
 from support.engine import run_cli
+from support.freeze import one_process_frozen
 from support.rewound import assert_follows_and_matches, rewind
 from support.scenarios import Failover, failover, seed
 
@@ -31,19 +30,6 @@ def _unwritten_wal(node) -> tuple:
     node.sql("SELECT pg_catalog.pg_logical_emit_message(false, 'pgops', 'not flushed')")
     return node.scalar("SELECT pg_catalog.pg_current_wal_insert_lsn()"), \
         node.scalar("SELECT pg_catalog.pg_current_wal_lsn()")
-
-
-@contextmanager
-def _wal_writer_frozen(node):
-    """The WAL writer stopped (SIGSTOP), so that its round cannot fall in the window
-    the test needs (up to 200 ms, or 5 s when it hibernates, in the field)."""
-    pid = node.scalar("SELECT pid FROM pg_catalog.pg_stat_activity "
-                      "WHERE backend_type = 'walwriter'")
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize("major", [11, 15, 18])
@@ -60,7 +46,9 @@ def test_rerun_while_the_source_holds_unwritten_wal(bed, collection, major):
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "the rewind never reached its finish"
         time.sleep(0.05)
-    with _wal_writer_frozen(source):
+    # The WAL writer stopped, so that its round (every 200 ms; 5 s when it hibernates)
+    # cannot fall in the window the test needs.
+    with one_process_frozen(source, "walwriter"):
         insert, write = _unwritten_wal(source)
         assert insert != write, "the message was written at once: the test proves nothing"
         marker.unlink()

@@ -60,9 +60,7 @@ def test_rewind_opens_against_an_idle_source_whose_wal_ends_at_a_page_boundary(
         bed, collection, major):
     fo = failover(bed, major)
     old, new = fo.old_primary, fo.new_primary
-    seg_size = int(new.scalar("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'"))
-    if seg_size < 1024 * 1024:           # 11 reports it in 8 kB pages
-        seg_size *= XLOG_BLCKSZ
+    seg_size = new.scalar("SELECT bytes_per_wal_segment FROM pg_control_init()")
     # The background writer logs a running-transactions record 15 s after other WAL.
     with one_process_frozen(new, "background writer"):
         boundary = end_wal_at_page_boundary(new, seg_size)
