@@ -55,8 +55,9 @@ def test_rerun_while_the_source_holds_unwritten_wal(bed, collection, major):
         first = json.loads(proc.stdout.read())
         proc.wait(timeout=300)
         assert proc.returncode == 0, first
+        seg_size = source.scalar("SELECT bytes_per_wal_segment FROM pg_control_init()")
         assert first["min_recovery_point"]["lsn"] == format_lsn(
-            last_record_end(parse_lsn(insert), 16 << 20)), "replay must reach the insert position"
+            last_record_end(parse_lsn(insert), seg_size)), "replay must reach the insert position"
         again = run_cli("rewind", params)
         assert source.scalar("SELECT pg_catalog.pg_current_wal_lsn()") == write, \
             "the source wrote its WAL before the second run: the test proved nothing"

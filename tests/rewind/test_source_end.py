@@ -75,9 +75,7 @@ def test_rewind_opens_against_an_idle_source_whose_wal_ends_at_a_page_boundary(
             "the source wrote WAL during the rewind: the case is not tested"
         # The last record's end, not the next record's start past the page header.
         assert result["min_recovery_point"]["lsn"] == format_lsn(boundary), result
-        started = old.pg_ctl("-l", old.logfile, "-w", "-t", str(OPEN_WITHIN_S), "start",
-                             check=False)
-        old.running = True
+        started = old.start(check=False, wait_s=OPEN_WITHIN_S)
         assert started.returncode == 0, "the rewound node did not open against the idle " \
             "source:\n%s" % old.log_tail()
         assert old.in_recovery()

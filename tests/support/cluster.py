@@ -155,9 +155,9 @@ class Cluster:
         return run_pg([self.bindir / "pg_ctl", "-D", self.datadir, *args],
                       cwd=self.home, check=check, timeout=timeout)
 
-    def start(self, check: bool = True) -> subprocess.CompletedProcess:
+    def start(self, check: bool = True, wait_s: int = 180) -> subprocess.CompletedProcess:
         for _attempt in range(3):
-            proc = self.pg_ctl("-l", self.logfile, "-w", "-t", "180", "start", check=False)
+            proc = self.pg_ctl("-l", self.logfile, "-w", "-t", str(wait_s), "start", check=False)
             if proc.returncode == 0:
                 self.running = True
                 return proc
