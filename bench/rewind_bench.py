@@ -174,7 +174,8 @@ def _engine_row(row: dict, result: dict) -> dict:
                connections=result.get("fetch_connections"),
                phases=result["duration_s"], files=result["files"],
                identical=result.get("files_identical"), blocks=result["blocks_copied"],
-               progress=result.get("progress_overhead"))
+               progress=result.get("progress_overhead"),
+               scan_ahead=result.get("wal_scan_ahead"))
     return row
 
 
@@ -361,9 +362,11 @@ def report(state, rows) -> str:
             continue
         overhead = row.get("progress") or {}
         lines.append("%s: %.2f× pg_basebackup's wall time; %d blocks, %s identical files not "
-                     "copied; progress file upkeep %.4f s over %s updates" % (
+                     "copied; progress file upkeep %.4f s over %s updates; WAL scan %s" % (
                          name, row["seconds"] / base, row["blocks"], row["identical"],
-                         overhead.get("seconds", 0), overhead.get("updates", 0)))
+                         overhead.get("seconds", 0), overhead.get("updates", 0),
+                         "begun beside the checkpoint search (wal_scan: what was left)"
+                         if row.get("scan_ahead") else "after the checkpoint search"))
     text = "\n".join(lines)
     print("\n" + text, flush=True)
     return text

@@ -25,8 +25,9 @@ from .apply.context import Run
 from .apply.execute import complete_replay_wal, execute_plan, install_restored_wal, \
     sanitize_copied_auto_conf
 from .plan.identical import drop_identical_copies
+from .plan.changes import diverged_scan_ahead, scan_target_changes
 from .plan.facts import ScanStart, check_direction, facts_from_journal, gather_facts, \
-    journal_state, scan_target_changes, target_facts
+    journal_state, target_facts
 from .apply.finish import finish, node_configuration
 from .plan.filemap import Plan, build_plan
 from .standby.hot_standby import raise_settings
@@ -108,11 +109,14 @@ def _run(options: RewindOptions, progress: Progress) -> dict:
         if not options.check_mode:
             journal.discard()       # interrupted before it changed anything: start afresh
     scratch = ScratchDirectory()        # WAL restored from the archive goes here
+    found = None
     try:
         found = _facts(run, scratch.path, running)
         if found is not None:       # None: check mode with an unclean target stops here
             _rejoin(run, journal, *found)
     finally:
+        if found is not None and found[2] is not None:
+            found[2].drop_scan_ahead()      # not taken by a scan (a refusal, a clone)
         if run.source is not None:
             run.source.close()
             report_rate(run)
@@ -157,18 +161,35 @@ def _facts(run, restore_dir, running=None):
             restore = restore_command_for(options, control, pgdata, restore_dir)
             facts = refusal = None
             try:
-                facts = gather_facts(pgdata, control, run.source, restore, running or 0)
+                facts = gather_facts(pgdata, control, run.source, restore, running or 0,
+                                     _scan_ahead(run, restore))
             except RewindError as exc:
                 refusal = exc
             if facts is not None:
-                check_source(run.source, facts.source)
-                check_direction(facts, options.allow_older_source)
+                try:
+                    check_source(run.source, facts.source)
+                    check_direction(facts, options.allow_older_source)
+                except BaseException:
+                    facts.drop_scan_ahead()
+                    raise
         if run.reservation is not None and facts is not None and \
                 not (facts.rewind_required or run.reservation.keep):
             unreserve_wal(run)     # nothing copied, and no slot for the standby
     if facts is not None and facts.checkpoint_walk_s:   # the common WAL, walked back
         run.timer.split("facts", "checkpoint_walk", facts.checkpoint_walk_s)
     return control, restore, facts, refusal
+
+
+def _scan_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def _scan_ahead(run, restore):
+    """How gather_facts may start the diverged WAL's scan before the last common
+    checkpoint is found (None: this run will not scan, as a clone chosen up front)."""
+    if run_path(True, run.options.fallback, run.options.clone_when).path != PATH_REWIND:
+        return None
+    return lambda facts: diverged_scan_ahead(run.pgdata, facts, restore, _scan_workers())
 
 
 def _rejoin(run, journal, control, restore, facts, refusal) -> None:
@@ -265,7 +286,7 @@ def _plan(run, facts, restore) -> _Planned:
         with run.timer("wal_scan", facts.target_wal_end - begin.lsn,
                        common_skipped=begin.lsn - facts.last_common_checkpoint.lsn):
             changes = scan_target_changes(run.pgdata, facts, restore,
-                                          workers=min(4, os.cpu_count() or 1),
+                                          workers=_scan_workers(),
                                           progress=run.timer.progress,
                                           use_summaries=run.options.use_wal_summaries == "auto")
         with run.timer("plan"):
@@ -293,6 +314,7 @@ def _report_plan(run, planned) -> None:
         "wal_bytes_common_skipped": changes.common_skipped,
         "wal_scan_start": planned.scan_start.as_dict(),
         "wal_scan_processes": changes.processes,
+        "wal_scan_ahead": changes.scanned_ahead,
         "changed_blocks": len(changes.blocks),
         "changed_blocks_from": changes_source(changes),
         "discarded": discarded_report(changes, run.source),
@@ -387,7 +409,7 @@ def _resume(run, journal):
         result.update(files=summary["files"], blocks_copied=summary["blocks_to_copy"],
                       bytes_to_fetch=summary["bytes_to_fetch"], changed_blocks=len(blocks),
                       largest=plan.largest(), wal_bytes_scanned=0,
-                      wal_scan_processes=0)
+                      wal_scan_processes=0, wal_scan_ahead=False)
         restore = RestoreCommand(options.restore_command, control.xlog_seg_size,
                                  scratch.path) if options.restore_command else None
         _carry_out(run, facts, plan, journal, blocks,

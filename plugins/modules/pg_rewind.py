@@ -441,6 +441,15 @@ wal_scan_processes:
   returned: when a rewind is (or would be) done
   type: int
   version_added: 0.2.0
+wal_scan_ahead:
+  description:
+    - The diverged WAL was read while the common WAL was still being searched for the last
+      common checkpoint (the scan starts at the divergence, and is long enough to be split
+      over processes). Its C(wal_scan) time in RV(duration_s) is then only what was left
+      after that search.
+  returned: when a rewind is (or would be) done
+  type: bool
+  version_added: 0.2.0
 wal_records_scanned:
   description: WAL records read in that range (0 when WAL summaries covered it all).
   returned: when a rewind is (or would be) done

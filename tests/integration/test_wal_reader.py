@@ -9,7 +9,7 @@ from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import parse_l
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import (
     decode_record, file_event, is_checkpoint)
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import (
-    scan_changes, scan_changes_parallel)
+    ParallelScan, scan_changes, scan_changes_parallel)
 from support.cluster import run_pg
 from support.env import debian_tool
 from support.walread import first_record, pg_waldump, read_records, reader_for
@@ -108,6 +108,21 @@ def test_records_and_blocks_equal_pg_waldump(bed, segsize):
         assert {tuple(k): set(parallel.blocks.blocks(k))
                 for k in parallel.blocks.segments()} == reference
         assert parallel.file_events == changes.file_events
+
+    # Two split scans at once (a rewind's scan started ahead, then one from elsewhere):
+    # each takes all of its own parts, the later one collected first.
+    first = ParallelScan(lambda: reader_for(datadir), start, end, reader.fmt, 131072, 2,
+                         count_from=start)
+    try:
+        second = scan_changes_parallel(lambda: reader_for(datadir), start, end, reader.fmt,
+                                       131072, 2, count_from=start)
+        earlier = first.collect()
+    finally:
+        first.cancel()
+    for both in (second, earlier):
+        assert both.records == len(ours) and both.discarded.report() == counted
+        assert {tuple(k): set(both.blocks.blocks(k)) for k in both.blocks.segments()} == \
+            reference
 
 
 def test_changed_blocks_of_known_updates(bed, major):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from ansible_collections.pgops.rewind.plugins.module_utils.plan import changes as changes_mod
 from ansible_collections.pgops.rewind.plugins.module_utils.plan import facts as facts_mod
 from ansible_collections.pgops.rewind.plugins.module_utils.wal import summary as walsummary
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import RelFileSegment
@@ -99,8 +100,8 @@ def test_summaries_contain_the_scans_blocks(bed, major):
     facts = _facts(fo)
     spcdir = facts.target.fmt.tablespace_dir
     start, end = facts.last_common_checkpoint.lsn, facts.target_wal_end
-    scanned = facts_mod.scan_target_changes(pgdata, facts, use_summaries=False, from_fork=False)
-    summarized = facts_mod.scan_target_changes(pgdata, facts, from_fork=False)
+    scanned = changes_mod.scan_target_changes(pgdata, facts, use_summaries=False, from_fork=False)
+    summarized = changes_mod.scan_target_changes(pgdata, facts, from_fork=False)
     assert walsummary.changes_source(scanned) == "wal_scan"
     # The discarded work comes from the WAL after the fork, read for it.
     assert summarized.discarded is not None
@@ -147,7 +148,7 @@ def test_summaries_contain_the_scans_blocks(bed, major):
     assert walsummary.changes_from_summaries(
         pgdata, facts.target, facts.target_history, start, end,
         _open_reader(pgdata, facts), max_scan_fraction=1.0) is None
-    fallback = facts_mod.scan_target_changes(pgdata, facts, from_fork=False)
+    fallback = changes_mod.scan_target_changes(pgdata, facts, from_fork=False)
     assert walsummary.changes_source(fallback) == "wal_scan"
 
 

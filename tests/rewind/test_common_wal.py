@@ -15,10 +15,12 @@ rewind scans from the checkpoint, as PostgreSQL's pg_rewind does.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
+from ansible_collections.pgops.rewind.plugins.module_utils.plan import changes as changes_mod
 from ansible_collections.pgops.rewind.plugins.module_utils.plan import facts as facts_mod
 from ansible_collections.pgops.rewind.plugins.module_utils.source.libpq import LibpqSource
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.scan import scan_changes
@@ -71,8 +73,12 @@ def _common_activity(primary, standby, fpw_change=False):
     return conn
 
 
-def _failover(bed, major, settings=None, fpw_change=False):
-    primary, standby = bed.primary_and_standby(major, settings=settings)
+def _failover(bed, major, settings=None, fpw_change=False, long_divergence=0):
+    """With `long_divergence` (rows): 1 MB segments, and that many rows inserted on the
+    old primary after the fork, so the diverged WAL is long enough to be scanned by
+    several processes."""
+    init = {"wal_segsize_mb": 1} if long_divergence else {}
+    primary, standby = bed.primary_and_standby(major, settings=settings, **init)
     seed(primary)
     primary.wait_for_replay(standby)
     conn = _common_activity(primary, standby, fpw_change)
@@ -90,6 +96,9 @@ def _failover(bed, major, settings=None, fpw_change=False):
     primary.sql("UPDATE accounts SET note = 'old' WHERE id % 97 = 0")
     primary.sql("INSERT INTO history (note) SELECT 'old ' || g FROM generate_series(1, 200) g")
     standby.sql("UPDATE accounts SET note = 'new' WHERE id % 89 = 0")
+    if long_divergence:
+        primary.sql("INSERT INTO growing SELECT g, repeat('d', 200) FROM generate_series(1, %s) g",
+                    (long_divergence,))
     if fpw_change:
         primary.sql("ALTER SYSTEM RESET full_page_writes")
         primary.sql("SELECT pg_reload_conf()")
@@ -169,8 +178,8 @@ def test_scan_from_the_fork_after_much_common_wal(bed, collection, major):
     lcc = facts.last_common_checkpoint
     assert lcc.full_page_writes and lcc.fpw_changed_at is None
 
-    from_fork = facts_mod.scan_target_changes(pgdata, facts, use_summaries=False)
-    full = facts_mod.scan_target_changes(pgdata, facts, use_summaries=False, from_fork=False)
+    from_fork = changes_mod.scan_target_changes(pgdata, facts, use_summaries=False)
+    full = changes_mod.scan_target_changes(pgdata, facts, use_summaries=False, from_fork=False)
     assert from_fork.start == begin.lsn and full.start == lcc.lsn
     assert from_fork.common_skipped == begin.lsn - lcc.lsn > 4 << 20, from_fork.common_skipped
     assert from_fork.wal_bytes < full.wal_bytes and from_fork.records < full.records
@@ -214,7 +223,7 @@ def test_full_page_writes_off_scans_from_the_checkpoint(bed, collection, major, 
     assert begin.at == facts_mod.SCAN_FROM_CHECKPOINT, begin
     assert ("full_page_writes = off" if how == "off_at_checkpoint" else "may have changed") \
         in begin.reason, begin.reason
-    changes = facts_mod.scan_target_changes(pgdata, facts, use_summaries=False)
+    changes = changes_mod.scan_target_changes(pgdata, facts, use_summaries=False)
     assert changes.start == facts.last_common_checkpoint.lsn and changes.common_skipped == 0
     # Why it must: pages the common WAL changed without a full-page image (`pending`'s)
     # are found only by reading from the checkpoint.
@@ -231,4 +240,35 @@ def test_full_page_writes_off_scans_from_the_checkpoint(bed, collection, major, 
     result = _ok(rewind(fo))
     assert result["wal_scan_start"]["at"] == "last_common_checkpoint", result["wal_scan_start"]
     assert result["wal_bytes_common_skipped"] == 0
+    _follows_and_matches(fo)
+
+
+@pytest.mark.parametrize("how", ["from_fork", "changed_before_fork"])
+@pytest.mark.parametrize("major", [11, 15, 18], ids=lambda m: f"pg{m}")
+def test_diverged_wal_scanned_ahead_of_the_checkpoint_search(bed, collection, major, how):
+    """A long divergence (1 MB segments, more than PARALLEL_SCAN_MIN_SEGMENTS of them) is
+    scanned by several processes started before the walk back to the last common
+    checkpoint (plan/changes.py diverged_scan_ahead). When that checkpoint then says
+    the scan must start there (full_page_writes changed before the fork), the early
+    scan is dropped and the WAL is read from the checkpoint: the speculation never
+    decides what is read."""
+    cpus = os.cpu_count() or 1
+    assert cpus >= 2, "one CPU: the scan cannot be split on this host, the test proves nothing"
+    rows = 60000
+    fo = _failover(bed, major, fpw_change=how == "changed_before_fork", long_divergence=rows)
+    facts = _facts(fo)
+    lcc = facts.last_common_checkpoint
+    result = _ok(rewind(fo))
+    assert result["wal_scan_processes"] == min(4, cpus), result["wal_scan_processes"]
+    if how == "from_fork":
+        assert result["wal_scan_ahead"] is True, result["wal_scan_start"]
+        assert result["wal_scan_start"]["at"] == "divergence", result["wal_scan_start"]
+        assert result["wal_bytes_common_skipped"] > 0
+    else:
+        assert result["wal_scan_ahead"] is False
+        assert result["wal_scan_start"]["at"] == "last_common_checkpoint", \
+            result["wal_scan_start"]
+        assert result["wal_bytes_scanned"] == facts.target_wal_end - lcc.lsn
+    growing = [r for r in result["discarded"]["relations"] if r["name"] == "growing"]
+    assert [r["inserted"] for r in growing] == [rows], growing
     _follows_and_matches(fo)

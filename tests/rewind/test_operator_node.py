@@ -51,6 +51,7 @@ def test_long_wal_read_by_several_processes_on_the_operator_node(bed, collection
     assert not result["failed"], result.get("msg")
     assert result["wal_bytes_scanned"] > 16 << 20, result["wal_bytes_scanned"]
     assert result["wal_scan_processes"] == min(4, cpus), result["wal_scan_processes"]
+    assert result["wal_scan_ahead"] is True     # begun beside the walk back to the checkpoint
     growing = [r for r in result["discarded"]["relations"] if r["name"] == "growing"]
     assert [r["inserted"] for r in growing] == [5000 + 120000], growing   # parts add up
     assert_follows_and_matches(fo)

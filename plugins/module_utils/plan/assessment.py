@@ -19,7 +19,8 @@ from ..target.commands import RestoreCommand
 from ..pg.datadir import FILE, is_excluded
 from ..errors import RewindError
 from ..wal.discarded import discarded_report
-from .facts import direction_problem, gather_facts, scan_target_changes, target_facts
+from .changes import scan_target_changes
+from .facts import direction_problem, gather_facts, target_facts
 from .interrupted import interrupted_facts, is_interrupted
 from .walneeds import MISSING_CODE, check_replay_wal, listed_end, replay_segments
 from .filemap import COPY, COPY_TAIL, build_plan

@@ -28,9 +28,7 @@ from ..pg.twins import (DIFFERENT, SAME, WalComparison, comparable_history, loca
 from ..wal.reader import WalReader
 from .walcopy import WalCopyRule
 from ..wal.segments import SegmentDirectory
-from ..wal.summary import changes_from_summaries
-from ..wal.scan import (LastCommonCheckpoint, TargetChanges, find_last_common_checkpoint,
-                        scan_changes, scan_changes_parallel)
+from ..wal.scan import LastCommonCheckpoint, ParallelScan, find_last_common_checkpoint
 
 SCAN_FROM_FORK = "divergence"
 SCAN_FROM_CHECKPOINT = "last_common_checkpoint"
@@ -73,6 +71,21 @@ class RewindFacts:
     fork_from_history: bool = False     # the fork is the history files' switch point
     checkpoint_walk_s: float = 0.0      # the walk back through the common WAL took
     target_is_newer: bool = False        # the target descends from the source's timeline
+    # The diverged WAL's scan, started before the walk back to the last common checkpoint
+    # (gather_facts' scan_ahead) and taken by plan/changes.py scan_target_changes.
+    scan_ahead: Optional[ParallelScan] = field(default=None, repr=False, compare=False)
+
+    def may_scan_from_fork(self) -> bool:
+        """What scan_start() can tell before the last common checkpoint is known: the
+        scan may start at the fork (it still depends on that checkpoint)."""
+        return bool(self.target.full_page_writes and self.fork_from_history
+                    and not self.twin_timeline)
+
+    def drop_scan_ahead(self) -> None:
+        """Stop the scan started ahead, when nothing will take it (a refusal, a clone)."""
+        scan, self.scan_ahead = self.scan_ahead, None
+        if scan is not None:
+            scan.cancel()
 
     def scan_start(self) -> "ScanStart":
         """Where the changed-block scan starts: at the fork when replay from the last
@@ -177,10 +190,12 @@ def target_reader(target_pgdata: str, control: ControlFile, history: list,
 
 
 def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None,
-                 running_wal_end: int = 0) -> RewindFacts:
+                 running_wal_end: int = 0, scan_ahead=None) -> RewindFacts:
     """Decide whether `target` must be rewound to follow `source` (read only).
     `running_wal_end`: the WAL position of the target's running server (a dry run on
-    it), which its pg_control (the latest checkpoint) lags behind."""
+    it), which its pg_control (the latest checkpoint) lags behind. `scan_ahead(facts)`,
+    when given, may start the diverged WAL's scan (plan/changes.py) before the walk
+    back to the last common checkpoint, which then runs beside it."""
     source_control = source.control_file()
     check_compatible(target, source_control)
     source_tli = source.current_timeline(source_control)
@@ -223,8 +238,13 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None,
                                                       facts.divergence)
         reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
         started = time.monotonic()
-        facts.last_common_checkpoint = find_last_common_checkpoint(
-            reader, facts.divergence.lsn, target.fmt)
+        facts.scan_ahead = scan_ahead(facts) if scan_ahead is not None else None
+        try:
+            facts.last_common_checkpoint = find_last_common_checkpoint(
+                reader, facts.divergence.lsn, target.fmt)
+        except BaseException:
+            facts.drop_scan_ahead()
+            raise
         facts.checkpoint_walk_s = time.monotonic() - started
         facts.keep_wal = reader.segments_read()
         return facts
@@ -317,53 +337,6 @@ def _same_history_diverged(target_pgdata, facts, source, checkpoint_end) -> bool
         return True
     facts.same_timeline_verified = compare.compared[-1]["result"] == SAME
     return False
-
-
-PARALLEL_SCAN_MIN_SEGMENTS = 8
-
-
-def scan_target_changes(target_pgdata: str, facts: RewindFacts, restore=None,
-                        workers: int = 1, progress=None,
-                        use_summaries: bool = True, from_fork: bool = True) -> TargetChanges:
-    """Read the target's WAL from facts.scan_start() -- the fork, or the last common
-    checkpoint -- to its end (split over `workers` processes when there is enough of
-    it); or, with use_summaries and a scan from the checkpoint, its WAL summaries where
-    they cover that range (walsummary.changes_source tells which), the WAL after the
-    fork being read for the discarded-work count. from_fork=False: always from the
-    checkpoint (as PostgreSQL's pg_rewind; tests compare both)."""
-    begin = facts.scan_start() if from_fork else None
-    start = begin.lsn if begin is not None else facts.last_common_checkpoint.lsn
-    end = facts.target_wal_end
-    seg = facts.target.xlog_seg_size
-    # what the target did from there is discarded (the first record after the switch point)
-    fork = first_record_position(facts.divergence.lsn, seg)
-
-    def open_reader():
-        return target_reader(target_pgdata, facts.target, facts.target_history, restore)
-
-    changes = None
-    if use_summaries and start < fork:
-        changes = changes_from_summaries(target_pgdata, facts.target, facts.target_history,
-                                         start, end, open_reader, count_from=fork)
-    if changes is None:
-        changes = _scan(open_reader, start, end, facts, workers, progress, restore, fork, seg)
-    changes.common_skipped = start - facts.last_common_checkpoint.lsn
-    return changes
-
-
-def _scan(open_reader, start, end, facts, workers, progress, restore, fork, seg):
-    if workers > 1 and restore is None and (end - start) // seg >= PARALLEL_SCAN_MIN_SEGMENTS:
-        return scan_changes_parallel(open_reader, start, end, facts.target.fmt,
-                                     facts.target.relseg_size, workers, count_from=fork,
-                                     progress=progress)
-    reader = open_reader()
-    if progress is not None:
-        reader.on_chunk = lambda lsn: progress.update(max(0, lsn - start))
-    try:
-        return scan_changes(reader, start, end, facts.target.fmt, facts.target.relseg_size,
-                            count_from=fork)
-    finally:
-        reader.close()
 
 
 def journal_state(facts: RewindFacts) -> dict:

@@ -61,6 +61,7 @@ class TargetChanges:
     discarded: Optional[DiscardedWork] = None   # the old primary's work after the fork
     processes: int = 1       # that read the WAL (scan_changes_parallel)
     common_skipped: int = 0  # WAL bytes from the last common checkpoint to the scan's start
+    scanned_ahead: bool = False  # during the walk back to that checkpoint (plan/facts.py)
 
     @property
     def wal_bytes(self) -> int:
@@ -200,7 +201,19 @@ def part_bounds(start: int, end: int, seg_size: int, parts: int) -> list:
 def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
                           relseg_size: int, workers: int,
                           count_from: Optional[int] = None, progress=None) -> TargetChanges:
-    """scan_changes split at segment boundaries into parts scanned by `workers` processes.
+    """scan_changes split at segment boundaries into parts scanned by `workers` processes
+    (ParallelScan, started and collected at once)."""
+    scan = ParallelScan(open_reader, start, end, fmt, relseg_size, workers, count_from)
+    try:
+        return scan.collect(progress)
+    finally:
+        scan.cancel()
+
+
+class ParallelScan:
+    """scan_changes split at segment boundaries into parts scanned by `workers` processes,
+    started when made and collected later: the rewind starts the diverged WAL's scan
+    while it still searches the common WAL for the last common checkpoint.
 
     Every segment's page headers tell where its first record starts, so each part is
     read on its own; the parts are then checked to chain (the first record of each
@@ -208,72 +221,104 @@ def scan_changes_parallel(open_reader, start: int, end: int, fmt: MajorFormat,
     merged. The WAL after a checkpoint is not uniform (full-page images first, then
     ever more small records, which cost more per byte), so there are several parts per
     worker, taken in turn by whichever worker is free. `open_reader()` gives each part
-    a reader of its own; `progress` hears how much of the range is done."""
-    reader = open_reader()
-    seg_size = reader.seg_size
-    reader.close()
-    bounds = part_bounds(start, end, seg_size, workers * PARTS_PER_WORKER)
-    if len(bounds) < 3:
+    a reader of its own. Too little WAL to split: `split` is False and collect() scans
+    it in this process."""
+
+    def __init__(self, open_reader, start: int, end: int, fmt: MajorFormat,
+                 relseg_size: int, workers: int, count_from: Optional[int] = None):
+        self.open_reader, self.start, self.end = open_reader, start, end
+        self.fmt, self.relseg_size, self.count_from = fmt, relseg_size, count_from
         reader = open_reader()
-        try:
-            return scan_changes(reader, start, end, fmt, relseg_size, count_from=count_from)
-        finally:
-            reader.close()
-    context = multiprocessing.get_context("fork")
-    next_part = context.Value("i", 0)
-    channels = {}
-    started = min(workers, len(bounds) - 1)
-    for _unused in range(started):
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_scan_parts, daemon=True, args=(
-            send, next_part, open_reader, bounds, fmt, relseg_size, count_from))
-        process.start()
-        send.close()
-        channels[receive] = process
-    parts, failure = {}, None
-    try:
-        while channels and failure is None:
-            for receive in multiprocessing.connection.wait(list(channels)):
-                try:
-                    message = receive.recv()
-                except EOFError:
-                    message = ("error", "WalError", "a WAL scan process died", None)
-                if message[0] == "ok":
-                    parts[message[1]] = message[2:]
-                    if progress is not None:
-                        progress.update(sum(bounds[i + 1] - bounds[i] for i in parts))
-                    continue
-                if message[0] == "error" and failure is None:
-                    failure = message
-                channels.pop(receive).join()
-    finally:
-        for process in channels.values():      # after a failure: the rest is not needed
+        seg_size = reader.seg_size
+        reader.close()
+        self.bounds = part_bounds(start, end, seg_size, workers * PARTS_PER_WORKER)
+        self.split = len(self.bounds) >= 3
+        self.channels = {}
+        self.next_part = None
+        self.processes = min(workers, len(self.bounds) - 1)
+        if not self.split:
+            return
+        context = multiprocessing.get_context("fork")
+        # The next part to take, in memory shared with the workers. Held here while they
+        # run: Process.start() drops its arguments, and a freed counter's place would be
+        # handed to the next scan's while these workers still count in it.
+        self.next_part = context.Value("i", 0)
+        for _unused in range(self.processes):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_scan_parts, daemon=True, args=(
+                send, self.next_part, open_reader, self.bounds, fmt, relseg_size, count_from))
+            process.start()
+            send.close()
+            self.channels[receive] = process
+
+    def cancel(self) -> None:
+        """Stop the workers still running (the scan is not needed, or failed)."""
+        channels, self.channels = self.channels, {}
+        for process in channels.values():
             process.terminate()
             process.join()
-    if failure is None and len(parts) != len(bounds) - 1:
-        failure = ("error", "WalError", "a WAL scan process died", None)
-    if failure is not None:
-        _kind, name, message, hint = failure
-        cls = {"MissingWalError": MissingWalError}.get(name, WalError)
-        raise cls(message, hint=hint or None)
-    changes = TargetChanges(ChangedBlocks(relseg_size), start, end, processes=started)
-    if count_from is not None:
-        changes.discarded = DiscardedWork(count_from)
-    previous = None
-    for index in range(len(bounds) - 1):
-        blocks, records, events, first_prev, last_lsn, discarded = parts[index]
-        if previous is not None and records and first_prev != previous:
-            raise WalError("the target's WAL does not chain across segments: a record after "
-                           "%s points back to %s." % (format_lsn(previous),
-                                                      format_lsn(first_prev)))
-        changes.blocks.merge(ChangedBlocks.from_bytes(blocks))
-        changes.records += records
-        if discarded is not None:
-            changes.discarded.merge(discarded)
-        for kind, number in events.items():
-            changes.file_events[kind] = changes.file_events.get(kind, 0) + number
-        previous = last_lsn or previous
-    return changes
+        for receive in channels:
+            receive.close()
+        self.next_part = None       # no worker counts in it any more
+
+    def collect(self, progress=None) -> TargetChanges:
+        """The scan's TargetChanges once every part is in; `progress` hears how much of
+        the range is done."""
+        if not self.split:
+            reader = self.open_reader()
+            try:
+                return scan_changes(reader, self.start, self.end, self.fmt, self.relseg_size,
+                                    count_from=self.count_from)
+            finally:
+                reader.close()
+        bounds, channels = self.bounds, self.channels
+        parts, failure = {}, None
+        try:
+            while channels and failure is None:
+                for receive in multiprocessing.connection.wait(list(channels)):
+                    try:
+                        message = receive.recv()
+                    except EOFError:
+                        message = ("error", "WalError", "a WAL scan process died", None)
+                    if message[0] == "ok":
+                        parts[message[1]] = message[2:]
+                        if progress is not None:
+                            progress.update(sum(bounds[i + 1] - bounds[i] for i in parts))
+                        continue
+                    if message[0] == "error" and failure is None:
+                        failure = message
+                    channels.pop(receive).join()
+                    receive.close()
+        finally:
+            self.cancel()           # after a failure: the rest is not needed
+        if failure is None and len(parts) != len(bounds) - 1:
+            failure = ("error", "WalError", "a WAL scan process died", None)
+        if failure is not None:
+            _kind, name, message, hint = failure
+            cls = {"MissingWalError": MissingWalError}.get(name, WalError)
+            raise cls(message, hint=hint or None)
+        return self._merged(parts)
+
+    def _merged(self, parts) -> TargetChanges:
+        changes = TargetChanges(ChangedBlocks(self.relseg_size), self.start, self.end,
+                                processes=self.processes)
+        if self.count_from is not None:
+            changes.discarded = DiscardedWork(self.count_from)
+        previous = None
+        for index in range(len(self.bounds) - 1):
+            blocks, records, events, first_prev, last_lsn, discarded = parts[index]
+            if previous is not None and records and first_prev != previous:
+                raise WalError("the target's WAL does not chain across segments: a record "
+                               "after %s points back to %s." % (format_lsn(previous),
+                                                                format_lsn(first_prev)))
+            changes.blocks.merge(ChangedBlocks.from_bytes(blocks))
+            changes.records += records
+            if discarded is not None:
+                changes.discarded.merge(discarded)
+            for kind, number in events.items():
+                changes.file_events[kind] = changes.file_events.get(kind, 0) + number
+            previous = last_lsn or previous
+        return changes
 
 
 def _scan_parts(channel, next_part, open_reader, bounds, fmt, relseg_size, count_from=None):
