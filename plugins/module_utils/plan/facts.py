@@ -237,8 +237,8 @@ def gather_facts(target_pgdata: str, target: ControlFile, source, restore=None,
         facts.target_is_newer = descends_from_current(facts.source_history, target_history,
                                                       facts.divergence)
         reader.forget_segments_read()   # keep only what the walk back to the checkpoint reads
-        started = time.monotonic()
         facts.scan_ahead = scan_ahead(facts) if scan_ahead is not None else None
+        started = time.monotonic()
         try:
             facts.last_common_checkpoint = find_last_common_checkpoint(
                 reader, facts.divergence.lsn, target.fmt)
