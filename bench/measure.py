@@ -36,22 +36,30 @@ def _children(pid: int) -> list:
 
 def measure(cmd, input_text=None, **popen_kwargs) -> dict:
     """Wall seconds, peak RSS (MB, the process and its children), bytes written/read
-    through write()/read() calls (the process tree), exit code and output."""
+    through write()/read() calls (the process tree), exit code and output.
+
+    The process's own counters grow by a child's when it reaps that child, so the bytes
+    are the process's last sample plus the children still alive at that sample (a child
+    sampled earlier and reaped since is in the process's counters already: adding its
+    own last sample too counted its bytes twice, as the module run through Ansible
+    showed, 2x the engine's bytes written in some runs)."""
     started = time.monotonic()
     proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_kwargs)
     if input_text is not None:
         proc.stdin.write(input_text.encode())
     proc.stdin.close()
-    seen, peaks = {}, {}
+    totals, peaks = {}, {}
     out_chunks, err_chunks = [], []
     os.set_blocking(proc.stdout.fileno(), False)
     os.set_blocking(proc.stderr.fileno(), False)
     while proc.poll() is None:
+        own = _io(proc.pid)             # first: a child reaped after this is read below
+        if own:
+            alive = {pid: _io(pid) for pid in _children(proc.pid)}
+            totals = {key: own.get(key, 0) + sum(c.get(key, 0) for c in alive.values())
+                      for key in ("wchar", "rchar")}
         for pid in [proc.pid] + _children(proc.pid):
-            counters = _io(pid)
-            if counters:
-                seen[pid] = counters
             peaks[pid] = max(peaks.get(pid, 0), _peak_rss_kb(pid))
         for stream, chunks in ((proc.stdout, out_chunks), (proc.stderr, err_chunks)):
             data = stream.read()
@@ -67,8 +75,8 @@ def measure(cmd, input_text=None, **popen_kwargs) -> dict:
         "seconds": elapsed,
         "rc": proc.returncode,
         "peak_rss_mb": max(peaks.values(), default=0) / 1024,
-        "written": sum(c.get("wchar", 0) for c in seen.values()),
-        "read": sum(c.get("rchar", 0) for c in seen.values()),
+        "written": totals.get("wchar", 0),
+        "read": totals.get("rchar", 0),
         "stdout": b"".join(out_chunks).decode(errors="replace"),
         "stderr": b"".join(err_chunks).decode(errors="replace"),
     }
