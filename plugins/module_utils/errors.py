@@ -55,6 +55,11 @@ CATALOG = {
     "wal_corrupt": ("The target's WAL is damaged where the rewind must read it.",
                     "Restore the named segment from the WAL archive (restore_command), or "
                     "rebuild the node from a base backup."),
+    "wal_scan_process_died": ("A process of the parallel WAL scan ended without its result "
+                              "(killed: the kernel's OOM killer, an operator, a service "
+                              "manager stopping the job).",
+                              "Nothing was changed on the target. Find what killed it in the "
+                              "node's kernel log (journalctl -k), then run the same task again."),
     "wal_segment_size": ("A WAL segment file has the wrong size (truncated or foreign).",
                          "Replace it with an intact copy from the WAL archive."),
     "wal_end_mismatch": ("The target's WAL does not end where its control file says.",
@@ -283,6 +288,12 @@ class MissingWalError(WalError):
     """A WAL segment the rewind must read is not there."""
 
     code = "wal_missing"
+
+
+class ScanProcessError(RewindError):
+    """A WAL scan worker ended without a result: not the WAL's fault, so no clone."""
+
+    code = "wal_scan_process_died"
 
 
 class SourceError(RewindError):

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import RelFileSegment
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import parse_lsn
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import (
@@ -123,6 +124,22 @@ def test_records_and_blocks_equal_pg_waldump(bed, segsize):
         assert both.records == len(ours) and both.discarded.report() == counted
         assert {tuple(k): set(both.blocks.blocks(k)) for k in both.blocks.segments()} == \
             reference
+
+    # A worker failing as a bug would is reported as a bug (internal_error), not as
+    # damaged WAL (which fallback=clone would act on) nor as a killed process.
+    opened = []
+
+    def open_failing():
+        opened.append(1)           # 1 here, in this process; 2 in each forked worker
+        real = reader_for(datadir)
+        if len(opened) > 1:
+            real.walk = lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("planted"))
+        return real
+
+    with pytest.raises(RewindError) as failed:
+        scan_changes_parallel(open_failing, start, end, reader.fmt, 131072, 2)
+    assert failed.value.code == "internal_error", failed.value
+    assert "ValueError: planted" in failed.value.message
 
 
 def test_changed_blocks_of_known_updates(bed, major):

@@ -129,6 +129,11 @@ FAULTS = [
      "pause@wal scan part in a worker, SIGKILL to the run",
      "the next run is not blocked and completes", "resilience/test_concurrency.py::"
      "test_killed_run_does_not_block_the_next"),
+    ("a WAL scan process killed (the OOM killer, an operator), with fallback: clone",
+     "pause@wal scan part in a worker, SIGKILL to that worker",
+     "refused `wal_scan_process_died` naming SIGKILL (not `wal_corrupt`: no clone); "
+     "unchanged; the same run again completes, data equal", "resilience/test_concurrency.py::"
+     "test_scan_worker_killed_refuses_without_a_clone"),
     ("server started on the target during the WAL scan", "pg_ctl start while the run is "
      "paused at its WAL scan, then frozen (SIGSTOP)", "refused `target_running` before the "
      "first write; no journal, pg_control in place; unchanged",

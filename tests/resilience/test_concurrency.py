@@ -16,6 +16,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from support.digest import datadir_digest, differences
 from support.engine import run_cli
 from support.rewound import assert_follows_and_matches
@@ -140,6 +142,35 @@ def test_killed_run_does_not_block_the_next(bed, collection, major):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         marker.unlink(missing_ok=True)
+    assert_follows_and_matches(fo)
+
+
+@pytest.mark.parametrize("major", [11, 18])
+def test_scan_worker_killed_refuses_without_a_clone(bed, collection, major):
+    """A WAL scan process killed (the OOM killer, an operator): the run refuses with
+    `wal_scan_process_died` naming the signal -- not `wal_corrupt`, so `fallback: clone`
+    does not rebuild the node over a healthy WAL -- changes nothing, and the same run
+    again completes."""
+    fo = failover(bed, major, diverge=True, wal_segsize_mb=1)
+    fo.old_primary.start()                          # > 8 segments to scan: parallel scan
+    fo.old_primary.sql("INSERT INTO growing SELECT g, repeat('w', 200) "
+                       "FROM generate_series(1, 60000) g")
+    fo.old_primary.stop()
+    params = _params(fo, fallback="clone")
+    before = datadir_digest(fo.old_primary.datadir)
+    run, marker = _paused(bed, params, "wal scan part")
+    worker = int(marker.read_text().split()[0])
+    assert worker != run.pid, "the pause must be in a scan worker"
+    os.kill(worker, signal.SIGKILL)
+    marker.unlink()             # the other worker, paused or not, goes on
+    result = _result(run)
+    assert result["_rc"] == 1 and result["error_code"] == "wal_scan_process_died", result
+    assert "SIGKILL" in result["msg"] and "Nothing was changed" in result["msg"], result
+    assert not result.get("changed") and "clone_reason" not in result, result
+    assert differences(before, datadir_digest(fo.old_primary.datadir)) == []
+    again = run_cli("rewind", params)
+    assert again["_rc"] == 0 and again["rewind_required"] is True, again
+    assert again.get("path") != "clone", again
     assert_follows_and_matches(fo)
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import signal
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..runtime import faults
 from ..pg.blockmap import ChangedBlocks
 from .discarded import COUNTED_RMGRS, DiscardedWork, count_record, counting_reader
-from ..errors import MissingWalError, RewindError, WalError
+from ..errors import MissingWalError, RewindError, ScanProcessError, WalError
 from ..pg.lsn import first_record_position, format_lsn
 from ..pg.versions import MajorFormat
 from .checkpoint_search import search_last_checkpoint
@@ -278,8 +279,10 @@ class ParallelScan:
                 for receive in multiprocessing.connection.wait(list(channels)):
                     try:
                         message = receive.recv()
-                    except EOFError:
-                        message = ("error", "WalError", "a WAL scan process died", None)
+                    except EOFError:        # it ended without a word: killed
+                        channels[receive].join()
+                        message = ("error", "ScanProcessError",
+                                   _died(channels[receive].exitcode), None)
                     if message[0] == "ok":
                         parts[message[1]] = message[2:]
                         if progress is not None:
@@ -292,10 +295,14 @@ class ParallelScan:
         finally:
             self.cancel()           # after a failure: the rest is not needed
         if failure is None and len(parts) != len(bounds) - 1:
-            failure = ("error", "WalError", "a WAL scan process died", None)
+            failure = ("error", "ScanProcessError", "the WAL scan processes ended with %d of "
+                       "its %d parts scanned" % (len(parts), len(bounds) - 1), None)
         if failure is not None:
             _kind, name, message, hint = failure
-            cls = {"MissingWalError": MissingWalError}.get(name, WalError)
+            if name == "internal_error":
+                raise RewindError(message, code=name)
+            cls = {"MissingWalError": MissingWalError,
+                   "ScanProcessError": ScanProcessError}.get(name, WalError)
             raise cls(message, hint=hint or None)
         return self._merged(parts)
 
@@ -319,6 +326,17 @@ class ParallelScan:
                 changes.file_events[kind] = changes.file_events.get(kind, 0) + number
             previous = last_lsn or previous
         return changes
+
+
+def _died(exitcode) -> str:
+    """How a scan worker that sent no result ended (multiprocessing's exit code)."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "signal %d" % -exitcode
+        return "a WAL scan process was killed by %s before it sent its part of the scan" % name
+    return "a WAL scan process exited (code %s) before it sent its part of the scan" % exitcode
 
 
 def _scan_parts(channel, next_part, open_reader, bounds, fmt, relseg_size, count_from=None):
@@ -346,5 +364,8 @@ def _scan_parts(channel, next_part, open_reader, bounds, fmt, relseg_size, count
         channel.send(("done",))
     except RewindError as exc:
         channel.send(("error", type(exc).__name__, exc.message, exc.hint))
+    except Exception as exc:        # a bug, said as one (not as a killed process)
+        channel.send(("error", "internal_error", "a WAL scan process failed: %s: %s"
+                      % (type(exc).__name__, exc), None))
     finally:
         channel.close()
