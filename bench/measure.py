@@ -54,12 +54,13 @@ def measure(cmd, input_text=None, **popen_kwargs) -> dict:
     os.set_blocking(proc.stdout.fileno(), False)
     os.set_blocking(proc.stderr.fileno(), False)
     while proc.poll() is None:
-        own = _io(proc.pid)             # first: a child reaped after this is read below
+        own = _io(proc.pid)             # first: a child reaped after this is listed below
+        children = _children(proc.pid)
         if own:
-            alive = {pid: _io(pid) for pid in _children(proc.pid)}
-            totals = {key: own.get(key, 0) + sum(c.get(key, 0) for c in alive.values())
+            alive = [_io(pid) for pid in children]
+            totals = {key: own.get(key, 0) + sum(c.get(key, 0) for c in alive)
                       for key in ("wchar", "rchar")}
-        for pid in [proc.pid] + _children(proc.pid):
+        for pid in [proc.pid] + children:
             peaks[pid] = max(peaks.get(pid, 0), _peak_rss_kb(pid))
         for stream, chunks in ((proc.stdout, out_chunks), (proc.stderr, err_chunks)):
             data = stream.read()

@@ -119,14 +119,21 @@ def test_role_preflight_stops_while_a_run_holds_the_target(bed, collection):
     assert_follows_and_matches(fo)
 
 
-def test_killed_run_does_not_block_the_next(bed, collection, major):
-    """Killed while its WAL scan processes still run (and keep running): the lock is
-    the killed run's, not theirs, so the next run proceeds and completes."""
+def _split_scan_failover(bed, major):
+    """A failover whose old primary wrote more than 8 (1 MB) segments after the fork:
+    its WAL scan runs in worker processes."""
     fo = failover(bed, major, diverge=True, wal_segsize_mb=1)
-    fo.old_primary.start()                          # > 8 segments to scan: parallel scan
+    fo.old_primary.start()
     fo.old_primary.sql("INSERT INTO growing SELECT g, repeat('w', 200) "
                        "FROM generate_series(1, 60000) g")
     fo.old_primary.stop()
+    return fo
+
+
+def test_killed_run_does_not_block_the_next(bed, collection, major):
+    """Killed while its WAL scan processes still run (and keep running): the lock is
+    the killed run's, not theirs, so the next run proceeds and completes."""
+    fo = _split_scan_failover(bed, major)
     first, marker = _paused(bed, _params(fo), "wal scan part")
     workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(first.pid)], text=True,
                                               capture_output=True, check=False).stdout.split()]
@@ -151,11 +158,7 @@ def test_scan_worker_killed_refuses_without_a_clone(bed, collection, major):
     `wal_scan_process_died` naming the signal -- not `wal_corrupt`, so `fallback: clone`
     does not rebuild the node over a healthy WAL -- changes nothing, and the same run
     again completes."""
-    fo = failover(bed, major, diverge=True, wal_segsize_mb=1)
-    fo.old_primary.start()                          # > 8 segments to scan: parallel scan
-    fo.old_primary.sql("INSERT INTO growing SELECT g, repeat('w', 200) "
-                       "FROM generate_series(1, 60000) g")
-    fo.old_primary.stop()
+    fo = _split_scan_failover(bed, major)
     params = _params(fo, fallback="clone")
     before = datadir_digest(fo.old_primary.datadir)
     run, marker = _paused(bed, params, "wal scan part")
