@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError
+from ansible_collections.pgops.rewind.plugins.module_utils.errors import RewindError, WalError
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.blockmap import RelFileSegment
 from ansible_collections.pgops.rewind.plugins.module_utils.pg.lsn import parse_lsn
 from ansible_collections.pgops.rewind.plugins.module_utils.wal.record import (
@@ -132,8 +132,10 @@ def test_records_and_blocks_equal_pg_waldump(bed, segsize):
         return
     opened = []
 
+    planted = []
+
     def fail(*_args, **_kwargs):
-        raise ValueError("planted")
+        raise planted[0]
 
     def open_failing():
         opened.append(1)           # 1 here, in this process; 2 in each forked worker
@@ -143,9 +145,16 @@ def test_records_and_blocks_equal_pg_waldump(bed, segsize):
         return real
 
     with pytest.raises(RewindError) as failed:
+        planted[:] = [ValueError("planted")]
         scan_changes_parallel(open_failing, start, end, reader.fmt, 131072, 2)
     assert failed.value.code == "internal_error", failed.value
     assert "ValueError: planted" in failed.value.message
+    # A worker's own error keeps its code (fallback=clone and the hint depend on it).
+    del opened[:]
+    with pytest.raises(WalError) as failed:
+        planted[:] = [WalError("planted", code="wal_unknown_special_record")]
+        scan_changes_parallel(open_failing, start, end, reader.fmt, 131072, 2)
+    assert failed.value.code == "wal_unknown_special_record", failed.value
 
 
 def test_changed_blocks_of_known_updates(bed, major):

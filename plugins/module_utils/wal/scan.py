@@ -281,7 +281,7 @@ class ParallelScan:
                         message = receive.recv()
                     except EOFError:        # it ended without a word: killed
                         channels[receive].join()
-                        message = ("error", "ScanProcessError",
+                        message = ("error", "ScanProcessError", ScanProcessError.code,
                                    _died(channels[receive].exitcode), None)
                     if message[0] == "ok":
                         parts[message[1]] = message[2:]
@@ -295,15 +295,12 @@ class ParallelScan:
         finally:
             self.cancel()           # after a failure: the rest is not needed
         if failure is None and len(parts) != len(bounds) - 1:
-            failure = ("error", "ScanProcessError", "the WAL scan processes ended with %d of "
-                       "its %d parts scanned" % (len(parts), len(bounds) - 1), None)
+            failure = ("error", "ScanProcessError", ScanProcessError.code, "the WAL scan "
+                       "processes ended with %d of its %d parts scanned"
+                       % (len(parts), len(bounds) - 1), None)
         if failure is not None:
-            _kind, name, message, hint = failure
-            if name == "internal_error":
-                raise RewindError(message, code=name)
-            cls = {"MissingWalError": MissingWalError,
-                   "ScanProcessError": ScanProcessError}.get(name, WalError)
-            raise cls(message, hint=hint or None)
+            _kind, name, code, message, hint = failure
+            raise _RAISED_AS.get(name, RewindError)(message, hint=hint or None, code=code)
         return self._merged(parts)
 
     def _merged(self, parts) -> TargetChanges:
@@ -326,6 +323,10 @@ class ParallelScan:
                 changes.file_events[kind] = changes.file_events.get(kind, 0) + number
             previous = last_lsn or previous
         return changes
+
+
+# A worker's error, raised again in the collecting process: same class, same code.
+_RAISED_AS = {cls.__name__: cls for cls in (WalError, MissingWalError, ScanProcessError)}
 
 
 def _died(exitcode) -> str:
@@ -362,10 +363,10 @@ def _scan_parts(channel, next_part, open_reader, bounds, fmt, relseg_size, count
                           part.first_prev, part.last_lsn,
                           part.discarded.state() if part.discarded is not None else None))
         channel.send(("done",))
-    except RewindError as exc:
-        channel.send(("error", type(exc).__name__, exc.message, exc.hint))
+    except RewindError as exc:      # its code crosses the pipe: callers decide on it
+        channel.send(("error", type(exc).__name__, exc.code, exc.message, exc.hint))
     except Exception as exc:        # a bug, said as one (not as a killed process)
-        channel.send(("error", "internal_error", "a WAL scan process failed: %s: %s"
-                      % (type(exc).__name__, exc), None))
+        channel.send(("error", "RewindError", "internal_error", "a WAL scan process failed: "
+                      "%s: %s" % (type(exc).__name__, exc), None))
     finally:
         channel.close()
